@@ -1,0 +1,1 @@
+"""Alerts: routing by grade, Slack message formatting, the outbox and its delivery."""

@@ -1,0 +1,177 @@
+"""Slack messages (Block Kit inside a coloured attachment) for cases and digests.
+
+Scraped text is data: it is PII-masked, then escaped for mrkdwn (&, <, >) so a
+review containing `<!channel>` or `<https://evil|bank>` shows literally.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.classify.pii import mask_pii
+from monitor.config import GradePolicy
+from monitor.store.tables import CaseRow, PostRow, VerdictRow
+
+BODY_LIMIT = 700  # Slack section text allows 3,000; an alert should be read at a glance
+METADATA_EVENT = "koubei_alert"
+ACTION_IDS = ("koubei_ack", "koubei_resolve", "koubei_false_positive")
+
+CATEGORY_LABELS = {
+    "collection": "催收",
+    "fees": "息费",
+    "deduction": "扣款",
+    "credit_report": "征信",
+    "privacy": "隐私",
+    "fraud": "诈骗/冒名",
+    "service": "客服",
+    "app": "App故障/体验",
+    "approval": "审批/额度/放款",
+    "other": "其他",
+}
+SIGNAL_LABELS = {
+    "self_harm": "轻生",
+    "threat": "威胁/恐吓",
+    "third_party": "波及第三方",
+    "regulator": "监管",
+    "media": "媒体",
+    "legal": "报警/诉讼",
+    "collective": "集体维权",
+}
+
+
+def escape_mrkdwn(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """Masked, escaped, shortened scraped text for Slack."""
+    text = mask_pii(text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return escape_mrkdwn(text)
+
+
+def stars(rating: int | None) -> str:
+    return "—" if rating is None else "★" * rating + "☆" * (5 - rating)
+
+
+def _local(ts: datetime, tz: ZoneInfo) -> str:
+    return ts.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def case_message(
+    *,
+    alert_id: int,
+    case: CaseRow,
+    post: PostRow,
+    verdict: VerdictRow,
+    grade: GradePolicy,
+    headline: str,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """The chat.postMessage arguments (less the channel) for a case alert."""
+    assert case.id is not None
+    title = safe(post.title, 120)
+    body = safe(post.body, BODY_LIMIT)
+    quoted = "\n".join(
+        "> " + line for line in (f"*{title}*\n{body}" if title else body).split("\n")
+    )
+    categories = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories) or "—"
+    signals = "、".join(SIGNAL_LABELS.get(s, s) for s in verdict.signals) or "—"
+    due = f"确认时限 {_local(case.ack_due, tz)}" if case.ack_due else "无确认时限"
+    mention = f"{grade.mention} " if grade.mention else ""
+    header = f"{mention}*{escape_mrkdwn(grade.label)}* · {headline} · 工单 #{case.id}"
+    fields = [
+        f"*来源* {escape_mrkdwn(post.source)}",
+        f"*评分* {stars(post.rating)}",
+        f"*版本* {escape_mrkdwn(post.app_version or '—')}",
+        f"*作者* {safe(post.author, 40) or '—'}",
+        f"*分类* {categories}",
+        f"*信号* {signals}",
+    ]
+    reasons = "\n".join(f"• {escape_mrkdwn(r)}" for r in verdict.reasons)
+    value = str(case.id)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": header}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": quoted}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*判定依据*\n{reasons}"}},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"发布 {_local(post.published_at, tz)} · {due} · "
+                    f"<{escape_mrkdwn(post.url)}|查看原帖>",
+                }
+            ],
+        },
+        {
+            "type": "actions",
+            "block_id": f"case:{case.id}",
+            "elements": [
+                _button("确认 Acknowledge", ACTION_IDS[0], value, "primary"),
+                _button("解决 Resolve", ACTION_IDS[1], value, None),
+                _button("误报 False positive", ACTION_IDS[2], value, "danger"),
+            ],
+        },
+    ]
+    fallback = f"[{grade.label}] 工单 #{case.id} {headline}: {safe(post.title or post.body, 80)}"
+    return {
+        "text": fallback,
+        "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
+        "metadata": _metadata(alert_id, case.id, case.severity),
+    }
+
+
+def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _metadata(alert_id: int, case_id: int | None, severity: str) -> dict[str, Any]:
+    # The alert id travels with the message so a retry can find what was sent.
+    return {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"alert_id": alert_id, "case_id": case_id or 0, "severity": severity},
+    }
+
+
+def digest_message(
+    *,
+    alert_id: int,
+    items: list[tuple[PostRow, VerdictRow]],
+    grade: GradePolicy,
+    period: str,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    lines = []
+    for post, verdict in items[:40]:
+        cats = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories)
+        lines.append(
+            f"• {stars(post.rating)} {safe(post.title or post.body, 60)} "
+            f"({escape_mrkdwn(post.source)} · {cats} · <{escape_mrkdwn(post.url)}|原帖>)"
+        )
+    more = len(items) - 40
+    if more > 0:
+        lines.append(f"…另有 {more} 条")
+    header = f"*{escape_mrkdwn(grade.label)}* · 每日摘要 {period} · {len(items)} 条轻度不满"
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": header}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
+    ]
+    fallback = f"[{grade.label}] 每日摘要 {period}: {len(items)} 条"
+    return {
+        "text": fallback,
+        "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
+        "metadata": _metadata(alert_id, None, "P4"),
+    }

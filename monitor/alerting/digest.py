@@ -1,0 +1,56 @@
+"""The P4 digest: mild complaints wait and go out together, once a day."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from monitor.alerting.alerts import enqueue_alert
+from monitor.alerting.blocks import digest_message
+from monitor.domain import AlertKind, Severity
+from monitor.pipeline import Services
+from monitor.store.tables import PostRow, VerdictRow
+
+
+def enqueue_digest(svc: Services) -> int:
+    """Queue one digest of the P4 posts not yet in a digest; returns how many it holds."""
+    now = svc.clock.now()
+    with Session(svc.engine) as session, session.begin():
+        latest = (
+            select(func.max(VerdictRow.id))
+            .group_by(VerdictRow.post_id)  # type: ignore[arg-type]
+            .scalar_subquery()
+        )
+        rows = session.execute(
+            select(PostRow, VerdictRow)
+            .join(VerdictRow, VerdictRow.post_id == PostRow.id)  # type: ignore[arg-type]
+            .where(
+                VerdictRow.id.in_(latest),  # type: ignore[union-attr]
+                VerdictRow.severity == Severity.P4.value,  # type: ignore[arg-type]
+                VerdictRow.digest_alert_id.is_(None),  # type: ignore[union-attr]
+            )
+            .order_by(PostRow.published_at.desc())  # type: ignore[attr-defined]
+        ).all()
+        items = [(p, v) for p, v in rows]
+        if not items:
+            return 0
+        period = now.astimezone(svc.tz).strftime("%Y-%m-%d")
+        first, last = min(v.id or 0 for _, v in items), max(v.id or 0 for _, v in items)
+        grade = svc.settings.policy.grade(Severity.P4)
+        alert = enqueue_alert(
+            session,
+            svc.settings,
+            kind=AlertKind.DIGEST,
+            severity=Severity.P4,
+            dedup_key=f"digest:{period}:{first}-{last}",
+            case_id=None,
+            now=now,
+            build=lambda alert_id: digest_message(
+                alert_id=alert_id, items=items, grade=grade, period=period, tz=svc.tz
+            ),
+        )
+        if alert is None:
+            return 0
+        for _, verdict in items:
+            verdict.digest_alert_id = alert.id
+        return len(items)

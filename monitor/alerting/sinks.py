@@ -1,0 +1,181 @@
+"""Where alerts go: Slack through slack-sdk's WebClient, or the console and a JSONL file.
+
+A sink posts one message and can look one up by alert id (after an ambiguous
+failure, to avoid posting twice). Failures are DeliveryError with `definite`
+telling whether the message surely did not reach Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web import SlackResponse
+
+from monitor.config import SlackConfig
+from monitor.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+def _items(response: SlackResponse, key: str) -> list[dict[str, Any]]:
+    value = response.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+class SinkError(DeliveryError):
+    def __init__(self, message: str, *, definite: bool) -> None:
+        super().__init__(message)
+        self.definite = definite
+
+
+@dataclass(frozen=True)
+class Sent:
+    channel_id: str
+    ts: str
+
+
+class Sink(Protocol):
+    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent: ...
+
+    def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None: ...
+
+
+class SlackSink:
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._channel_ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, token: str, config: SlackConfig) -> SlackSink:
+        # slack-sdk retries only connection errors by default, and retrying those
+        # can post twice; we retry 429s here and leave the rest to the outbox.
+        client = WebClient(
+            token=token,
+            base_url=config.base_url,
+            timeout=int(config.timeout_s),
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries)],
+        )
+        return cls(client)
+
+    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
+        try:
+            response = self.client.chat_postMessage(channel=channel, **message)
+        except SlackApiError as exc:
+            raise self._api_error("chat.postMessage", channel, exc) from None
+        except Exception as exc:  # connection reset, timeout: the post may have landed
+            raise SinkError(
+                f"chat.postMessage to {channel}: no answer ({type(exc).__name__}); "
+                "will check the channel before posting again",
+                definite=False,
+            ) from None
+        return Sent(channel_id=str(response["channel"]), ts=str(response["ts"]))
+
+    def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
+        try:
+            channel_id = self._channel_id(channel)
+            cursor = None
+            while True:
+                response = self.client.conversations_history(
+                    channel=channel_id,
+                    oldest=f"{since.timestamp() - 60:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for msg in _items(response, "messages"):
+                    payload = (msg.get("metadata") or {}).get("event_payload") or {}
+                    if payload.get("alert_id") == alert_id:
+                        return Sent(channel_id=channel_id, ts=str(msg["ts"]))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            raise self._api_error("conversations.history", channel, exc) from None
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise SinkError(
+                f"conversations.history for {channel}: {type(exc).__name__}", definite=False
+            ) from None
+
+    def _channel_id(self, channel: str) -> str:
+        if _CHANNEL_ID.match(channel):
+            return channel
+        with self._lock:
+            if channel not in self._channel_ids:
+                cursor = None
+                while True:
+                    response = self.client.conversations_list(
+                        types="public_channel,private_channel", limit=1000, cursor=cursor
+                    )
+                    for ch in _items(response, "channels"):
+                        self._channel_ids["#" + ch["name"]] = ch["id"]
+                        self._channel_ids[ch["name"]] = ch["id"]
+                    cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor or channel in self._channel_ids:
+                        break
+            if channel not in self._channel_ids:
+                raise SinkError(
+                    f"channel {channel} not found; invite the bot or use the channel id",
+                    definite=True,
+                )
+            return self._channel_ids[channel]
+
+    @staticmethod
+    def _api_error(method: str, channel: str, exc: SlackApiError) -> SinkError:
+        status = exc.response.status_code
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        if status == 429:
+            return SinkError(f"{method} to {channel}: still rate limited", definite=True)
+        if status >= 500:
+            return SinkError(f"{method} to {channel}: Slack answered HTTP {status}", definite=False)
+        hint = {
+            "channel_not_found": "check slack.channels in koubei.yaml and invite the bot",
+            "not_in_channel": "invite the bot to the channel",
+            "invalid_auth": "check SLACK_BOT_TOKEN",
+            "not_authed": "set SLACK_BOT_TOKEN",
+        }.get(str(error), "see Slack's API docs for this error")
+        return SinkError(f"{method} to {channel}: {error or status} ({hint})", definite=True)
+
+
+class ConsoleSink:
+    """No SLACK_BOT_TOKEN: print each alert and append it to a JSONL file."""
+
+    def __init__(self, jsonl: Path, stream: TextIO | None = None) -> None:
+        self.jsonl = jsonl
+        self.stream = stream or sys.stdout
+
+    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
+        ts = f"console-{alert_id}"
+        record = {"alert_id": alert_id, "channel": channel, "ts": ts, **message}
+        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        with self.jsonl.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        print(f"[alert → {channel}] {message.get('text', '')}", file=self.stream)
+        return Sent(channel_id=channel, ts=ts)
+
+    def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
+        if not self.jsonl.exists():
+            return None
+        with self.jsonl.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a crash
+                if record.get("alert_id") == alert_id:
+                    return Sent(channel_id=channel, ts=str(record["ts"]))
+        return None

@@ -1,0 +1,103 @@
+"""Cases (工单): a graded complaint opens one, or joins an open one; deadlines from policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from monitor.config import Policy
+from monitor.domain import CaseState, Severity, Verdict, most_severe
+from monitor.store.tables import CaseEventRow, CaseRow, PostRow
+
+ACTIVE_STATES = (CaseState.OPEN, CaseState.ACKNOWLEDGED, CaseState.REOPENED)
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    case: CaseRow
+    opened: bool  # a new case: announce it
+    raised_from: Severity | None  # an existing case got more severe: announce the regrade
+
+
+def _after(start: datetime, minutes: float | None) -> datetime | None:
+    return None if minutes is None else start + timedelta(minutes=minutes)
+
+
+def apply_deadlines(case: CaseRow, policy: Policy) -> None:
+    grade = policy.grade(Severity(case.severity))
+    case.ack_due = _after(case.opened_at, grade.ack_minutes)
+    case.response_due = _after(case.opened_at, grade.response_minutes)
+    case.resolve_due = _after(case.opened_at, grade.resolve_minutes)
+
+
+def add_event(
+    session: Session, case_id: int, kind: str, at: datetime, actor: str = "koubei", **detail: object
+) -> None:
+    session.add(CaseEventRow(case_id=case_id, kind=kind, actor=actor, at=at, detail=detail))
+
+
+def _joinable_case(
+    session: Session, post: PostRow, policy: Policy, now: datetime
+) -> CaseRow | None:
+    """The same author's open case on the same source, recent enough to be one complaint."""
+    if not post.author:
+        return None
+    since = now - timedelta(hours=policy.case_join_window_hours)
+    return session.execute(
+        select(CaseRow)
+        .where(
+            CaseRow.source == post.source,  # type: ignore[arg-type]
+            CaseRow.author == post.author,  # type: ignore[arg-type]
+            CaseRow.state.in_([s.value for s in ACTIVE_STATES]),  # type: ignore[attr-defined]
+            CaseRow.opened_at >= since,  # type: ignore[arg-type]
+        )
+        .order_by(CaseRow.opened_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def attach_to_case(
+    session: Session, post: PostRow, verdict: Verdict, policy: Policy, now: datetime
+) -> CaseOutcome | None:
+    """Open, join or regrade the post's case; None when the grade opens no case."""
+    assert post.id is not None
+    case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
+    if case is None:
+        if not verdict.severity.opens_case:
+            return None
+        case = _joinable_case(session, post, policy, now)
+        if case is None:
+            case = CaseRow(
+                severity=verdict.severity.value,
+                state=CaseState.OPEN.value,
+                title=(post.title or post.body)[:120],
+                source=post.source,
+                author=post.author,
+                opened_at=now,
+                updated_at=now,
+            )
+            apply_deadlines(case, policy)
+            session.add(case)
+            session.flush()
+            assert case.id is not None
+            post.case_id = case.id
+            add_event(session, case.id, "opened", now, severity=case.severity, post_id=post.id)
+            return CaseOutcome(case, opened=True, raised_from=None)
+        assert case.id is not None
+        post.case_id = case.id
+        add_event(session, case.id, "post_added", now, post_id=post.id)
+
+    previous = Severity(case.severity)
+    if verdict.severity.rank <= previous.rank:
+        return CaseOutcome(case, opened=False, raised_from=None)
+    case.severity = most_severe(previous, verdict.severity).value
+    case.updated_at = now
+    apply_deadlines(case, policy)
+    assert case.id is not None
+    add_event(
+        session, case.id, "regraded", now, old=previous.value, new=case.severity, post_id=post.id
+    )
+    return CaseOutcome(case, opened=False, raised_from=previous)

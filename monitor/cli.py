@@ -1,0 +1,194 @@
+"""The `koubei` command. Every subcommand runs the real code paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, KoubeiError
+
+app = typer.Typer(
+    help="Koubei (口碑): collect reviews and complaints, grade them, alert in Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="koubei.yaml to use (default: $KOUBEI_CONFIG or config/koubei.yaml)"
+    ),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the config files; exit 0 when good, 2 naming file, key and problem when not."""
+    settings = _settings(config)
+    sources = ", ".join(f"{s.name} ({s.kind})" for s in settings.app.sources) or "none"
+    typer.echo(f"ok: {settings.path}")
+    typer.echo(f"  sources: {sources}")
+    slack = "SLACK_BOT_TOKEN set"
+    if settings.secrets.slack_bot_token is None:
+        slack = f"no SLACK_BOT_TOKEN: alerts print here and go to {settings.app.slack.alerts_jsonl}"
+    typer.echo(f"  slack: {slack}")
+    store = "DATABASE_URL" if settings.secrets.database_url else settings.app.store.sqlite_path
+    typer.echo(f"  store: {store}")
+
+
+@app.command()
+def collect(
+    source: Annotated[str, typer.Argument(help="a source name from koubei.yaml")],
+    config: ConfigOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print normalized posts as JSON lines; store nothing")
+    ] = False,
+) -> None:
+    """Collect one source now: store, grade, open cases and queue alerts (or just print)."""
+    from monitor.app import build_services
+    from monitor.collectors.http import HttpClient
+    from monitor.pipeline import fetch_posts, run_source
+
+    settings = _settings(config)
+    src = settings.source(source)
+    if dry_run:
+        from monitor.clock import SystemClock
+
+        with HttpClient(settings.app.http) as http:
+            posts, error = fetch_posts(http, SystemClock(), src)
+        for post in posts:
+            typer.echo(json.dumps(post.as_json(), ensure_ascii=False))
+        if error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1)
+        return
+    svc = build_services(settings)
+    result = run_source(svc, src)
+    typer.echo(
+        f"{src.name}: fetched {result.fetched}, new {result.new}, edited {result.edited}, "
+        f"cases opened {result.cases_opened}, alerts queued {result.alerts}"
+    )
+    if result.error:
+        typer.echo(f"error: {result.error}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def deliver(config: ConfigOpt = None) -> None:
+    """Send what is due in the outbox now (Slack, or the console without a token)."""
+    from monitor.alerting.outbox import drain_outbox
+    from monitor.app import make_sink, open_store
+    from monitor.clock import SystemClock
+
+    settings = _settings(config)
+    report = drain_outbox(
+        open_store(settings), make_sink(settings), settings.app.outbox, SystemClock(), limit=10_000
+    )
+    typer.echo(
+        f"sent {report.sent}, already there {report.found_already_sent}, "
+        f"failed {report.failed}, still pending {report.pending}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def digest(config: ConfigOpt = None) -> None:
+    """Queue the P4 digest now (it also runs daily at digest.hour)."""
+    from monitor.alerting.digest import enqueue_digest
+    from monitor.app import build_services
+
+    count = enqueue_digest(build_services(_settings(config)))
+    typer.echo(f"digest queued with {count} posts" if count else "nothing for a digest")
+
+
+@app.command()
+def classify(
+    config: ConfigOpt = None,
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="file of texts, one per line (default: stdin)"),
+    ] = None,
+) -> None:
+    """Grade texts, one per line, and print one JSON object per line."""
+    from monitor.classify.rules import RulesGrader
+
+    settings = _settings(config)
+    grader = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
+    stream = input.open(encoding="utf-8") if input else sys.stdin
+    with stream:
+        for line in stream:
+            text = line.rstrip("\n")
+            v = grader.grade(text)
+            typer.echo(
+                json.dumps(
+                    {
+                        "text": text,
+                        "sentiment": v.sentiment.value,
+                        "sentiment_score": v.sentiment_score,
+                        "severity": v.severity.value,
+                        "categories": list(v.categories),
+                        "signals": list(v.signals),
+                        "reasons": list(v.reasons),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+
+
+@app.command()
+def migrate(config: ConfigOpt = None) -> None:
+    """Create or upgrade the database schema."""
+    from monitor.app import open_store
+
+    open_store(_settings(config))
+    typer.echo("database is at the newest schema")
+
+
+@app.command()
+def run(config: ConfigOpt = None) -> None:
+    """Run the service until stopped: collect on schedule, deliver alerts, send digests."""
+    from monitor.app import build_services, make_sink
+    from monitor.logs import setup_logging
+    from monitor.scheduler import build_scheduler
+
+    setup_logging()
+    settings = _settings(config)
+    svc = build_services(settings)
+    scheduler = build_scheduler(svc, make_sink(settings))
+    typer.echo(f"koubei running with {settings.path}; Ctrl-C to stop", err=True)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where the demo writes its outputs")] = Path("out/demo"),
+) -> None:
+    """Run the real pipeline against local fake App Store and Slack servers."""
+    from monitor.demo.run import run_demo
+
+    run_demo(out)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KoubeiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,90 @@
+"""Collectors: one class per source kind, registered by kind, with one method.
+
+    class AppStore(Collector, kind="appstore"):
+        Options = AppStoreOptions          # validated from the source's `options:`
+        def fetch(self, client) -> Iterator[RawPost]: ...
+
+A second class with the same kind is an error at import time. A new source is
+one new module here (imported below) plus its fixtures; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from monitor.collectors.http import HttpClient
+from monitor.config import SourceConfig
+from monitor.domain import RawPost
+
+
+class CollectorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Collector:
+    kind: ClassVar[str]
+    Options: ClassVar[type[CollectorOptions]] = CollectorOptions
+    _registry: ClassVar[dict[str, type[Collector]]] = {}
+
+    def __init_subclass__(cls, kind: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind in Collector._registry:
+            other = Collector._registry[kind]
+            raise TypeError(
+                f"collector kind {kind!r} is registered twice: "
+                f"{other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__}"
+            )
+        cls.kind = kind
+        Collector._registry[kind] = cls
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        *,
+        is_known: Callable[[str], bool] = lambda _id: False,
+        stop_at_known: bool = True,
+    ) -> None:
+        self.source = source
+        self.options = self.Options.model_validate(source.options)
+        self.base_url = source.base_url.rstrip("/")
+        # Incremental runs stop paging once they reach posts already stored; a run
+        # after an interrupted one pages through everything it can reach instead.
+        self.is_known = is_known
+        self.stop_at_known = stop_at_known
+
+    def fetch(self, client: HttpClient) -> Iterator[RawPost]:
+        """Yield the source's posts, newest first, as far back as this run should go."""
+        raise NotImplementedError
+
+
+def collector_class(kind: str) -> type[Collector]:
+    try:
+        return Collector._registry[kind]
+    except KeyError:
+        known = ", ".join(sorted(Collector._registry))
+        raise KeyError(f"unknown source kind {kind!r}; known kinds: {known}") from None
+
+
+def validate_source_options(source: SourceConfig) -> list[str]:
+    """Problems with a source's kind or options, as `.key.path: message` lines."""
+    try:
+        cls = collector_class(source.kind)
+    except KeyError as exc:
+        return [f".kind: {exc.args[0]}"]
+    try:
+        cls.Options.model_validate(source.options)
+    except ValidationError as exc:
+        return [
+            ".options"
+            + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+            + f": {err['msg']}"
+            for err in exc.errors()
+        ]
+    return []
+
+
+# Importing the modules registers their kinds.
+from monitor.collectors import appstore as appstore  # noqa: E402

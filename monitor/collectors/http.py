@@ -1,0 +1,146 @@
+"""The one HTTP client every collector uses: politeness and bounded retries built in.
+
+- a User-Agent that names us, timeouts on every request;
+- a per-host rate limit (requests per second, from config);
+- bounded retries with exponential backoff on timeouts, connection errors,
+  5xx and 429, honouring Retry-After (capped, so a hostile value cannot stall us);
+- errors come out as FetchError naming the source and the URL.
+Sleep and the monotonic clock are injected so tests run fast and can assert waits.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from monitor.config import HttpConfig
+from monitor.errors import FetchError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class HostRateLimiter:
+    """At most `rate` requests per second to each host, across threads."""
+
+    def __init__(
+        self,
+        default_rate: float,
+        rates: Mapping[str, float],
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._default = default_rate
+        self._rates = dict(rates)
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    def wait(self, host: str) -> None:
+        interval = 1.0 / self._rates.get(host, self._default)
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next.get(host, now))
+            self._next[host] = slot + interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class HttpClient:
+    def __init__(
+        self,
+        config: HttpConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._limiter = HostRateLimiter(
+            config.default_rate_per_s, config.rate_per_s, sleep=sleep, monotonic=monotonic
+        )
+        self._client = httpx.Client(
+            headers={"User-Agent": config.user_agent},
+            timeout=httpx.Timeout(config.timeout_s),
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    def pause(self, seconds: float) -> None:
+        """Wait between polite retries; tests inject a sleep that does not block."""
+        self._sleep(seconds)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        source: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """GET with retries; returns any response below 500 except 429 for the caller to judge."""
+        host = urlsplit(url).netloc
+        attempts = self.config.max_retries + 1
+        reason = ""
+        for attempt in range(1, attempts + 1):
+            self._limiter.wait(host)
+            delay = self.config.backoff_base_s * (2 ** (attempt - 1))
+            try:
+                response = self._client.get(url, params=params, headers=headers)
+            except httpx.TimeoutException:
+                reason = f"timed out after {self.config.timeout_s:g}s"
+            except httpx.TransportError as exc:
+                reason = f"connection failed ({type(exc).__name__})"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                reason = f"HTTP {response.status_code}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None:
+                    if retry_after > self.config.max_retry_after_s:
+                        raise FetchError(
+                            source,
+                            url,
+                            f"{reason} asks to wait {retry_after:.0f}s, more than "
+                            f"http.max_retry_after_s={self.config.max_retry_after_s:g}; "
+                            "will try again on the next scheduled run",
+                        )
+                    delay = max(delay, retry_after)
+            if attempt < attempts:
+                log.info("%s: %s from %s, retry %d in %.1fs", source, reason, host, attempt, delay)
+                self._sleep(delay)
+        raise FetchError(source, url, f"{reason} (gave up after {attempts} tries)")

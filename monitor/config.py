@@ -1,0 +1,309 @@
+"""YAML config files -> typed, validated settings; secrets only from the environment.
+
+Three files work together, all beside each other in `config/` by default:
+  koubei.yaml   sources, HTTP politeness, Slack channels, outbox, store
+  policy.yaml   grades (colour, label, channel), SLAs, escalation, grade raises
+  lexicon.yaml  the rules grader's words (signals, categories, sentiment cues)
+`koubei.yaml` names the other two. A problem in any of them is a ConfigError
+naming the file, the key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from monitor.domain import Severity
+from monitor.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "koubei.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- koubei.yaml -----------------------------------------------------------------
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: str
+    base_url: str = Field(pattern=r"^https?://")
+    enabled: bool = True
+    interval_minutes: float = Field(default=30, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpConfig(Strict):
+    user_agent: str = "Koubei/0.1 (reputation monitor)"
+    timeout_s: float = Field(default=15, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    max_retry_after_s: float = Field(default=120, ge=0)
+    default_rate_per_s: float = Field(default=1.0, gt=0)
+    rate_per_s: dict[str, float] = Field(default_factory=dict)
+
+
+class SlackConfig(Strict):
+    base_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://.*/$")
+    channels: dict[str, str]
+    alerts_jsonl: str = "out/alerts.jsonl"
+    rate_limit_retries: int = Field(default=3, ge=0, le=10)
+    timeout_s: float = Field(default=10, gt=0)
+
+
+class OutboxConfig(Strict):
+    interval_seconds: float = Field(default=10, gt=0)
+    batch_size: int = Field(default=50, gt=0)
+    lease_seconds: float = Field(default=120, gt=0)
+    max_backoff_seconds: float = Field(default=600, gt=0)
+
+
+class DigestConfig(Strict):
+    hour: int = Field(default=9, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+
+
+class StoreConfig(Strict):
+    sqlite_path: str = "var/koubei.db"
+
+
+class AppConfig(Strict):
+    timezone: str = "Asia/Shanghai"
+    policy_file: str = "policy.yaml"
+    lexicon_file: str = "lexicon.yaml"
+    store: StoreConfig = StoreConfig()
+    http: HttpConfig = HttpConfig()
+    slack: SlackConfig
+    outbox: OutboxConfig = OutboxConfig()
+    digest: DigestConfig = DigestConfig()
+    sources: list[SourceConfig]
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return sources
+
+
+# --- policy.yaml -----------------------------------------------------------------
+
+
+class EscalationStep(Strict):
+    after_minutes: float = Field(gt=0)
+    notify: list[str]
+
+
+class GradePolicy(Strict):
+    label: str
+    colour: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    channel: str
+    mention: str = ""
+    digest: bool = False
+    ack_minutes: float | None = Field(default=None, gt=0)
+    response_minutes: float | None = Field(default=None, gt=0)
+    resolve_minutes: float | None = Field(default=None, gt=0)
+    escalation: list[EscalationStep] = Field(default_factory=list)
+
+
+class Role(Strict):
+    name: str
+    slack: str
+
+
+class RaisePolicy(Strict):
+    votes_at_least: int | None = Field(default=None, gt=0)
+    amount_yuan_at_least: float | None = Field(default=None, gt=0)
+
+
+class Policy(Strict):
+    grades: dict[Literal["P1", "P2", "P3", "P4"], GradePolicy]
+    roles: dict[str, Role] = Field(default_factory=dict)
+    raise_one_step: RaisePolicy = RaisePolicy()
+    case_join_window_hours: float = Field(default=72, gt=0)
+    regulatory_decision_days: int = Field(default=15, gt=0)
+
+    def grade(self, severity: Severity) -> GradePolicy:
+        return self.grades[severity.value]  # type: ignore[index]
+
+    @field_validator("grades")
+    @classmethod
+    def _all_grades(cls, grades: dict[str, GradePolicy]) -> dict[str, GradePolicy]:
+        missing = [g for g in ("P1", "P2", "P3", "P4") if g not in grades]
+        if missing:
+            raise ValueError(f"every grade needs a policy; missing: {', '.join(missing)}")
+        return grades
+
+
+# --- lexicon.yaml ----------------------------------------------------------------
+
+
+class Lexicon(Strict):
+    negations: list[str]
+    negation_window: int = Field(default=4, ge=0, le=10)
+    question_markers: list[str]
+    negative: list[str]
+    positive: list[str]
+    signals: dict[
+        Literal["self_harm", "threat", "third_party", "regulator", "media", "legal", "collective"],
+        list[str],
+    ]
+    categories: dict[
+        Literal[
+            "collection",
+            "fees",
+            "deduction",
+            "credit_report",
+            "privacy",
+            "fraud",
+            "service",
+            "app",
+            "approval",
+            "other",
+        ],
+        list[str],
+    ]
+    harm: list[str] = Field(description="P2: money or rights harmed")
+    blocking: list[str] = Field(description="P3: a service failure that blocks the customer")
+
+
+# --- secrets ----------------------------------------------------------------------
+
+
+class Secrets(Strict):
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    database_url: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+
+        def get(key: str) -> SecretStr | None:
+            value = env.get(key, "").strip()
+            return SecretStr(value) if value else None
+
+        return cls(
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            database_url=get("DATABASE_URL"),
+        )
+
+
+# --- loading ----------------------------------------------------------------------
+
+
+class Settings(Strict):
+    """Everything a run needs, validated together."""
+
+    path: Path
+    app: AppConfig
+    policy: Policy
+    lexicon: Lexicon
+    secrets: Secrets
+
+    def database_url(self) -> str:
+        if self.secrets.database_url is not None:
+            return self.secrets.database_url.get_secret_value()
+        db = Path(self.app.store.sqlite_path)
+        if not db.is_absolute():
+            db = Path.cwd() / db
+        return f"sqlite:///{db}"
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.app.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.app.sources) or "(none)"
+        raise ConfigError(str(self.path), [f"sources: no source named {name!r}; known: {known}"])
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), ["file not found (pass --config or set KOUBEI_CONFIG)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}not valid YAML: {problem}"]) from None
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _validate(model: type[M], path: Path, data: Any) -> M:
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["(top level): expected a mapping of keys to values"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_key_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(str(path), problems) from None
+
+
+def resolve_config_path(explicit: str | Path | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("KOUBEI_CONFIG", "").strip()
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    cfg_path = resolve_config_path(path)
+    app = _validate(AppConfig, cfg_path, _read_yaml(cfg_path))
+    policy_path = cfg_path.parent / app.policy_file
+    policy = _validate(Policy, policy_path, _read_yaml(policy_path))
+    lexicon_path = cfg_path.parent / app.lexicon_file
+    lexicon = _validate(Lexicon, lexicon_path, _read_yaml(lexicon_path))
+    _check_cross_references(cfg_path, app, policy_path, policy)
+    return Settings(
+        path=cfg_path, app=app, policy=policy, lexicon=lexicon, secrets=Secrets.from_env(env)
+    )
+
+
+def _check_cross_references(
+    cfg_path: Path, app: AppConfig, policy_path: Path, policy: Policy
+) -> None:
+    from monitor.collectors import validate_source_options
+
+    problems: list[str] = []
+    for i, src in enumerate(app.sources):
+        problems += [f"sources[{i}]{p}" for p in validate_source_options(src)]
+    if problems:
+        raise ConfigError(str(cfg_path), problems)
+    for grade, gp in policy.grades.items():
+        if gp.channel not in app.slack.channels:
+            known = ", ".join(app.slack.channels)
+            problems.append(
+                f"grades.{grade}.channel: {gp.channel!r} is not a channel key in "
+                f"{cfg_path.name} slack.channels (known: {known})"
+            )
+        for j, step in enumerate(gp.escalation):
+            for role in step.notify:
+                if role not in policy.roles:
+                    problems.append(f"grades.{grade}.escalation[{j}].notify: unknown role {role!r}")
+    if problems:
+        raise ConfigError(str(policy_path), problems)

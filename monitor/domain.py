@@ -1,0 +1,144 @@
+"""The vocabulary shared by every stage: grades, sentiments, case states, posts, verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    NONE = "none"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more severe: P1=4 ... none=0."""
+        return _SEVERITY_RANK[self]
+
+    def raised(self, steps: int = 1) -> Severity:
+        """One step more severe, capped at P1; `none` stays `none` (not a complaint)."""
+        if self is Severity.NONE:
+            return self
+        return _BY_RANK[min(4, self.rank + steps)]
+
+    @property
+    def opens_case(self) -> bool:
+        return self in (Severity.P1, Severity.P2, Severity.P3)
+
+
+_SEVERITY_RANK = {Severity.P1: 4, Severity.P2: 3, Severity.P3: 2, Severity.P4: 1, Severity.NONE: 0}
+_BY_RANK = {rank: sev for sev, rank in _SEVERITY_RANK.items()}
+
+
+def most_severe(*grades: Severity) -> Severity:
+    return max(grades, key=lambda s: s.rank)
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class CaseState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    FALSE_POSITIVE = "false_positive"
+
+
+class AlertKind(StrEnum):
+    NEW_CASE = "new_case"
+    REGRADED = "regraded"
+    DIGEST = "digest"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+
+
+@dataclass(frozen=True)
+class RawPost:
+    """One review or complaint as a collector read it, before normalisation."""
+
+    source: str
+    kind: str
+    external_id: str
+    url: str
+    author: str
+    title: str
+    body: str
+    rating: int | None
+    app_version: str | None
+    published_at: datetime | None
+    votes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Post:
+    """A normalised post: UTC times, clean text, a hash that changes when the text is edited."""
+
+    source: str
+    kind: str
+    external_id: str
+    url: str
+    author: str
+    title: str
+    body: str
+    rating: int | None
+    app_version: str | None
+    published_at: datetime
+    votes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """What the grader reads: the title and the body."""
+        if self.title and self.title not in self.body:
+            return f"{self.title}。{self.body}" if self.body else self.title
+        return self.body
+
+    @property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.title, self.body, str(self.rating), self.app_version or ""):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\x1f")
+        return digest.hexdigest()
+
+    def as_json(self) -> dict[str, Any]:
+        """The keys `koubei collect --dry-run` prints, in a stable order."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "external_id": self.external_id,
+            "url": self.url,
+            "author": self.author,
+            "title": self.title,
+            "body": self.body,
+            "rating": self.rating,
+            "app_version": self.app_version,
+            "published_at": self.published_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grade of one text by one grader version, with the reasons a person can check."""
+
+    sentiment: Sentiment
+    sentiment_score: float
+    categories: tuple[str, ...]
+    signals: tuple[str, ...]
+    severity: Severity
+    reasons: tuple[str, ...]
+    model: str

@@ -1,0 +1,58 @@
+"""One exception tree for everything Koubei raises on purpose.
+
+    KoubeiError
+     +-- ConfigError      a config file is missing, unreadable or invalid
+     +-- FetchError       a source could not be fetched (network, HTTP status, block)
+     |    +-- SourceBlocked   a login wall, captcha or risk-control block
+     +-- ParseError       a source answered, but not in the format we know
+     +-- DeliveryError    an alert could not be handed to Slack (or the console)
+     +-- StoreError       the database is unreachable or not migrated
+
+Every message says what went wrong, where (file and key, source and URL),
+and what to do about it, so an operator can act on it at 3 a.m.
+"""
+
+from __future__ import annotations
+
+
+class KoubeiError(Exception):
+    """Base class of every error Koubei raises on purpose."""
+
+
+class ConfigError(KoubeiError):
+    def __init__(self, file: str, problems: list[str]) -> None:
+        self.file = file
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid config {file}:\n{lines}")
+
+
+class FetchError(KoubeiError):
+    def __init__(self, source: str, url: str, reason: str) -> None:
+        self.source = source
+        self.url = url
+        self.reason = reason
+        super().__init__(f"source {source!r}: fetching {url} failed: {reason}")
+
+
+class SourceBlocked(FetchError):
+    """The source answered with a login wall or a block instead of data."""
+
+
+class ParseError(KoubeiError):
+    def __init__(self, source: str, url: str, reason: str) -> None:
+        self.source = source
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"source {source!r}: could not parse {url}: {reason} "
+            "(the site may have changed its format; save the response and file an issue)"
+        )
+
+
+class DeliveryError(KoubeiError):
+    pass
+
+
+class StoreError(KoubeiError):
+    pass

@@ -1,0 +1,235 @@
+"""run_source: one source end to end (collect -> normalize -> store -> grade -> case -> alert).
+
+Used alike by the scheduler, the CLI and the tests. A failing source never
+raises out of here: its error is recorded on its run and its state, and the
+posts fetched before the failure are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from monitor.alerting.alerts import enqueue_alert
+from monitor.alerting.blocks import case_message
+from monitor.cases import CaseOutcome, attach_to_case
+from monitor.classify import Grader
+from monitor.clock import Clock
+from monitor.collectors import collector_class
+from monitor.collectors.http import HttpClient
+from monitor.config import Settings, SourceConfig
+from monitor.domain import AlertKind, Post, RawPost, Severity
+from monitor.errors import KoubeiError
+from monitor.normalize import normalize
+from monitor.store.posts import Change, upsert_post
+from monitor.store.tables import PostRow, SourceRunRow, SourceStateRow, VerdictRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a stage needs, injected: tests hand in fakes and a fixed clock."""
+
+    settings: Settings
+    engine: Engine
+    http: HttpClient
+    grader: Grader
+    clock: Clock
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.app.timezone)
+
+
+@dataclass
+class RunResult:
+    source: str
+    fetched: int = 0
+    new: int = 0
+    edited: int = 0
+    cases_opened: int = 0
+    alerts: int = 0
+    error: str | None = None
+    by_severity: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def fetch_posts(
+    http: HttpClient,
+    clock: Clock,
+    source: SourceConfig,
+    *,
+    is_known: Callable[[str], bool] = lambda _id: False,
+    stop_at_known: bool = False,
+) -> tuple[list[Post], str | None]:
+    """Fetch and normalise, newest first; the error (if any) comes back with what was read."""
+    collector = collector_class(source.kind)(source, is_known=is_known, stop_at_known=stop_at_known)
+    raw: list[RawPost] = []
+    error = None
+    try:
+        for item in collector.fetch(http):
+            raw.append(item)
+    except KoubeiError as exc:
+        error = str(exc)
+    now = clock.now()
+    return [normalize(r, now) for r in raw], error
+
+
+def _stored(engine: Engine, source: str) -> Callable[[str], bool]:
+    def is_known(external_id: str) -> bool:
+        with Session(engine) as session:
+            row = session.execute(
+                select(PostRow.id).where(  # type: ignore[call-overload]
+                    PostRow.source == source, PostRow.external_id == external_id
+                )
+            ).first()
+            return row is not None
+
+    return is_known
+
+
+def run_source(svc: Services, source: SourceConfig) -> RunResult:
+    result = RunResult(source=source.name)
+    started = svc.clock.now()
+    with Session(svc.engine) as session, session.begin():
+        state = session.get(SourceStateRow, source.name)
+        if state is None:
+            state = SourceStateRow(source=source.name)
+            session.add(state)
+        stop_at_known = state.last_run_complete
+        run = SourceRunRow(source=source.name, started_at=started, status="running")
+        session.add(run)
+        session.flush()
+        run_id = run.id
+
+    posts, result.error = fetch_posts(
+        svc.http,
+        svc.clock,
+        source,
+        is_known=_stored(svc.engine, source.name),
+        stop_at_known=stop_at_known,
+    )
+    result.fetched = len(posts)
+    # Oldest first, one transaction per post: an interrupted run leaves a stored
+    # suffix of the feed, and the next run (paging back fully) fills the rest.
+    seen: set[str] = set()
+    for post in reversed(posts):
+        if post.external_id in seen:
+            continue
+        seen.add(post.external_id)
+        process_post(svc, post, result)
+
+    finished = svc.clock.now()
+    with Session(svc.engine) as session, session.begin():
+        finished_run = session.get(SourceRunRow, run_id)
+        state = session.get(SourceStateRow, source.name)
+        assert finished_run is not None and state is not None
+        run = finished_run
+        run.finished_at = finished
+        run.fetched, run.new, run.updated = result.fetched, result.new, result.edited
+        run.status = "ok" if result.ok else ("partial" if posts else "failed")
+        run.error = result.error
+        state.last_run_at = finished
+        state.last_run_complete = result.ok
+        if result.ok:
+            state.last_success_at = finished
+            state.consecutive_failures = 0
+            state.last_error = None
+        else:
+            state.consecutive_failures += 1
+            state.last_error = result.error
+    if result.error:
+        log.error("%s", result.error)
+    return result
+
+
+def process_post(svc: Services, post: Post, result: RunResult) -> None:
+    """Store, grade, open or join a case and enqueue its alert: one transaction."""
+    now = svc.clock.now()
+    with Session(svc.engine) as session, session.begin():
+        post_id, change = upsert_post(session, post, now)
+        if change is Change.UNCHANGED:
+            return
+        if change is Change.NEW:
+            result.new += 1
+        else:
+            result.edited += 1
+        row = session.get(PostRow, post_id)
+        assert row is not None
+        session.refresh(row)
+        verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes)
+        verdict_row = VerdictRow(
+            post_id=post_id,
+            content_hash=post.content_hash,
+            model=verdict.model,
+            sentiment=verdict.sentiment.value,
+            sentiment_score=verdict.sentiment_score,
+            severity=verdict.severity.value,
+            categories=list(verdict.categories),
+            signals=list(verdict.signals),
+            reasons=list(verdict.reasons),
+            created_at=now,
+        )
+        session.add(verdict_row)
+        session.flush()
+        result.by_severity[verdict.severity.value] = (
+            result.by_severity.get(verdict.severity.value, 0) + 1
+        )
+        outcome = attach_to_case(session, row, verdict, svc.settings.policy, now)
+        if outcome is None:
+            return
+        if outcome.opened:
+            result.cases_opened += 1
+        if _announce(svc, session, outcome, row, verdict_row, now):
+            result.alerts += 1
+
+
+def _announce(
+    svc: Services,
+    session: Session,
+    outcome: CaseOutcome,
+    post: PostRow,
+    verdict: VerdictRow,
+    now: datetime,
+) -> bool:
+    case = outcome.case
+    assert case.id is not None
+    if outcome.opened:
+        kind, key, headline = AlertKind.NEW_CASE, f"case:{case.id}:new", "新投诉"
+    elif outcome.raised_from is not None:
+        kind = AlertKind.REGRADED
+        key = f"case:{case.id}:regraded:{case.severity}"
+        headline = f"升级 {outcome.raised_from.value}→{case.severity}"
+    else:
+        return False
+    severity = Severity(case.severity)
+    grade = svc.settings.policy.grade(severity)
+    alert = enqueue_alert(
+        session,
+        svc.settings,
+        kind=kind,
+        severity=severity,
+        dedup_key=key,
+        case_id=case.id,
+        now=now,
+        build=lambda alert_id: case_message(
+            alert_id=alert_id,
+            case=case,
+            post=post,
+            verdict=verdict,
+            grade=grade,
+            headline=headline,
+            tz=svc.tz,
+        ),
+    )
+    return alert is not None

@@ -1,0 +1,88 @@
+"""APScheduler wiring only: one job per source, the outbox, the daily digest.
+
+All state lives in the database, never in the job store: every job is
+idempotent and safe to run twice or after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.alerting.digest import enqueue_digest
+from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.sinks import Sink
+from monitor.config import SourceConfig
+from monitor.pipeline import Services, run_source
+
+log = logging.getLogger(__name__)
+
+
+def _source_job(svc: Services, source: SourceConfig) -> None:
+    result = run_source(svc, source)
+    log.info(
+        "%s: fetched %d, new %d, edited %d, cases %d, alerts %d%s",
+        source.name,
+        result.fetched,
+        result.new,
+        result.edited,
+        result.cases_opened,
+        result.alerts,
+        f", error: {result.error}" if result.error else "",
+    )
+
+
+def _outbox_job(svc: Services, sink: Sink) -> None:
+    report = drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock)
+    if report.sent or report.failed:
+        log.info(
+            "outbox: sent %d, failed %d, pending %d", report.sent, report.failed, report.pending
+        )
+
+
+def _digest_job(svc: Services) -> None:
+    count = enqueue_digest(svc)
+    log.info("digest: %d P4 posts queued", count)
+
+
+def build_scheduler(svc: Services, sink: Sink) -> BlockingScheduler:
+    app = svc.settings.app
+    scheduler = BlockingScheduler(timezone=app.timezone)
+    now = datetime.now(scheduler.timezone)
+    common = {"coalesce": True, "max_instances": 1}
+    for source in app.sources:
+        if not source.enabled:
+            continue
+        interval = timedelta(minutes=source.interval_minutes)
+        scheduler.add_job(
+            _source_job,
+            IntervalTrigger(minutes=source.interval_minutes, timezone=app.timezone),
+            args=[svc, source],
+            id=f"source:{source.name}",
+            next_run_time=now,  # collect at start, then on the interval
+            # A run that starts late by up to half its interval is still worth it.
+            misfire_grace_time=max(60, int(interval.total_seconds() / 2)),
+            **common,
+        )
+    scheduler.add_job(
+        _outbox_job,
+        IntervalTrigger(seconds=app.outbox.interval_seconds, timezone=app.timezone),
+        args=[svc, sink],
+        id="outbox",
+        next_run_time=now,
+        misfire_grace_time=30,
+        **common,
+    )
+    scheduler.add_job(
+        _digest_job,
+        CronTrigger(hour=app.digest.hour, minute=app.digest.minute, timezone=app.timezone),
+        args=[svc],
+        id="digest",
+        misfire_grace_time=3600,
+        **common,
+    )
+    return scheduler

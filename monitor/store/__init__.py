@@ -1,0 +1,1 @@
+"""Storage: engine and sessions, tables, migrations, and the queries each stage needs."""

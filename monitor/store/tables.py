@@ -1,0 +1,164 @@
+"""The tables. Migrations in store/migrations/ create them; a test checks the two agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from monitor.store.types import UTCDateTime
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None if nullable else ..., sa_type=UTCDateTime, nullable=nullable, index=index
+    )
+
+
+def _json() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class PostRow(SQLModel, table=True):
+    __tablename__ = "posts"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_posts_source_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    url: str
+    author: str = ""
+    title: str = ""
+    body: str = ""
+    rating: int | None = None
+    app_version: str | None = Field(default=None, max_length=64)
+    votes: int = 0
+    platform_status: str | None = Field(default=None, max_length=32)
+    appeal: str | None = None
+    amount: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=64)
+    published_at: datetime = _ts(index=True)
+    fetched_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+
+
+class VerdictRow(SQLModel, table=True):
+    __tablename__ = "verdicts"
+    __table_args__ = (Index("ix_verdicts_post_created", "post_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id")
+    content_hash: str = Field(max_length=64)
+    model: str = Field(max_length=64)
+    sentiment: str = Field(max_length=16)
+    sentiment_score: float
+    severity: str = Field(max_length=8, index=True)
+    categories: list[str] = _json()
+    signals: list[str] = _json()
+    reasons: list[str] = _json()
+    created_at: datetime = _ts()
+    # P4 posts wait for the daily digest; this marks the digest that carried them.
+    digest_alert_id: int | None = Field(default=None, foreign_key="alerts.id")
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    severity: str = Field(max_length=8)
+    state: str = Field(max_length=16, index=True)
+    title: str = ""
+    source: str = Field(max_length=64)
+    author: str = ""
+    opened_at: datetime = _ts(index=True)
+    updated_at: datetime = _ts()
+    ack_due: datetime | None = _ts(nullable=True)
+    response_due: datetime | None = _ts(nullable=True)
+    resolve_due: datetime | None = _ts(nullable=True)
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    first_response_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+    owner: str | None = Field(default=None, max_length=64)
+    escalation_level: int = 0
+    resolution_note: str | None = None
+    public_reply_url: str | None = None
+    satisfaction: int | None = None
+
+
+class CaseEventRow(SQLModel, table=True):
+    __tablename__ = "case_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(max_length=32)
+    actor: str = Field(default="koubei", max_length=64)
+    at: datetime = _ts()
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # One alert per (case, kind, ...) however often a job runs: the dedup key is unique.
+    dedup_key: str = Field(max_length=128, unique=True)
+    kind: str = Field(max_length=32)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    severity: str = Field(max_length=8)
+    channel_key: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: written in the same transaction as its alert, drained by the outbox job."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alerts.id", unique=True)
+    channel: str = Field(max_length=128)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    # True once a post may have reached Slack without our hearing back: the next
+    # attempt first looks for the alert id in the channel before posting again.
+    maybe_sent: bool = False
+    next_attempt_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    sent_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class SourceStateRow(SQLModel, table=True):
+    __tablename__ = "source_state"
+
+    source: str = Field(primary_key=True, max_length=64)
+    last_run_at: datetime | None = _ts(nullable=True)
+    last_success_at: datetime | None = _ts(nullable=True)
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    # False after a run that stopped part-way: the next run pages back fully.
+    last_run_complete: bool = False
+
+
+class SourceRunRow(SQLModel, table=True):
+    __tablename__ = "source_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64, index=True)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+    status: str = Field(max_length=16)
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
