@@ -12,16 +12,18 @@ from monitor.domain import Post, RawPost
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200d\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_TAGS = re.compile(r"<[^>]+>")
 
 
 def clean_text(text: str) -> str:
-    """Unescape entities, drop tags and invisible characters, tidy whitespace.
+    """Unescape entities, drop invisible characters, tidy whitespace.
+
+    Tags are not stripped here: plain-text sources carry "<" as text
+    ("<年化7.2%>"); collectors that receive HTML parse it themselves.
 
     NFC (not NFKC) so full-width digits and punctuation survive for PII masking
     and for the grader, which sees text as customers typed it.
     """
-    text = html.unescape(_TAGS.sub("", text))
+    text = html.unescape(text)
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))

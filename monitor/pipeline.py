@@ -28,7 +28,8 @@ from monitor.domain import AlertKind, Post, RawPost, Severity
 from monitor.errors import KoubeiError
 from monitor.normalize import normalize
 from monitor.store.posts import Change, upsert_post
-from monitor.store.tables import PostRow, SourceRunRow, SourceStateRow, VerdictRow
+from monitor.store.sql import lock_source_state
+from monitor.store.tables import PostRow, SourceRunRow, VerdictRow
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,11 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
     result = RunResult(source=source.name)
     started = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
-        state = session.get(SourceStateRow, source.name)
-        if state is None:
-            state = SourceStateRow(source=source.name)
-            session.add(state)
+        state = lock_source_state(session, source.name)
         stop_at_known = state.last_run_complete
+        # Cleared until this run completes: a run killed part-way makes the next
+        # one page back fully instead of stopping at what is already stored.
+        state.last_run_complete = False
         run = SourceRunRow(source=source.name, started_at=started, status="running")
         session.add(run)
         session.flush()
@@ -131,10 +132,8 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
 
     finished = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
-        finished_run = session.get(SourceRunRow, run_id)
-        state = session.get(SourceStateRow, source.name)
-        assert finished_run is not None and state is not None
-        run = finished_run
+        state = lock_source_state(session, source.name)
+        run = session.get_one(SourceRunRow, run_id)
         run.finished_at = finished
         run.fetched, run.new, run.updated = result.fetched, result.new, result.edited
         run.status = "ok" if result.ok else ("partial" if posts else "failed")

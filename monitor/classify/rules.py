@@ -117,7 +117,8 @@ class RulesGrader:
         positive = [h for h in pos_all if not h.negated]
         flipped = [h for h in pos_all if h.negated]  # "不方便", "不满意"
         neg_count = len(negative) + len(harm) + len(blocking) + len(flipped)
-        neg_count += sum(len(v) for v in signal_hits.values())
+        # An escalation signal outweighs a star: "五星是反话，你们威胁我家人".
+        neg_count += 2 * sum(len(v) for v in signal_hits.values())
         lexical = min(len(positive), 4) - min(neg_count, 5)
         score = lexical + (_RATING_PRIOR.get(rating, 0.0) if rating is not None else 0.0)
         if rating is not None:

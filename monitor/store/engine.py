@@ -49,7 +49,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that
         # reads and then writes fails at once (SQLITE_BUSY) when another writer
-        # got in between, whatever the busy timeout.
+        # got in between, whatever the busy timeout. The price: one transaction
+        # at a time, so never open a second session while one is in progress.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

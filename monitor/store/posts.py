@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from monitor.domain import Post
+from monitor.store.sql import dialect_insert
 from monitor.store.tables import PostRow
 
 
@@ -18,11 +17,6 @@ class Change(StrEnum):
     NEW = "new"
     EDITED = "edited"
     UNCHANGED = "unchanged"
-
-
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def upsert_post(session: Session, post: Post, now: datetime) -> tuple[int, Change]:
@@ -50,7 +44,7 @@ def upsert_post(session: Session, post: Post, now: datetime) -> tuple[int, Chang
     }
     table = PostRow.__table__  # type: ignore[attr-defined]
     stmt = (
-        _insert(session)(table)
+        dialect_insert(session)(table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
         .returning(table.c.id)

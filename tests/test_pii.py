@@ -1,0 +1,148 @@
+"""PII masking over generated cases: phones, ID numbers, bank cards, e-mails, and what must stay."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from monitor.classify.pii import id18_valid, luhn_valid, mask_pii
+
+RNG = random.Random(20261128)
+WIDE = str.maketrans("0123456789+-", "０１２３４５６７８９＋－")
+_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def make_id18(rng: random.Random) -> str:
+    body = (
+        f"{rng.choice(['110101', '310104', '440305', '510107'])}"
+        f"{rng.randint(1960, 2004)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+        f"{rng.randint(0, 999):03d}"
+    )
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(body, _W, strict=True)) % 11]
+    return body + check
+
+
+def make_card(rng: random.Random, length: int) -> str:
+    digits = [rng.choice("456")] + [str(rng.randint(0, 9)) for _ in range(length - 2)]
+    for check in "0123456789":
+        if luhn_valid("".join(digits) + check):
+            return "".join(digits) + check
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+def make_phone(rng: random.Random) -> str:
+    return f"1{rng.choice('3456789')}{rng.randint(0, 999_999_999):09d}"
+
+
+def phone_cases() -> list[tuple[str, str]]:
+    cases = []
+    for i in range(60):
+        num = make_phone(RNG)
+        masked = f"{num[:3]}****{num[-4:]}"
+        style = i % 6
+        if style == 0:
+            cases.append((f"我的电话{num}，请回电", f"我的电话{masked}，请回电"))
+        elif style == 1:
+            cases.append((f"打 +86 {num} 找我", f"打 +86 {masked} 找我"))
+        elif style == 2:
+            spaced = f"{num[:3]} {num[3:7]} {num[7:]}"
+            cases.append((f"手机：{spaced}", f"手机：{masked}"))
+        elif style == 3:
+            dashed = f"{num[:3]}-{num[3:7]}-{num[7:]}"
+            cases.append((f"tel {dashed}.", f"tel {masked}."))
+        elif style == 4:
+            cases.append((f"电话{num.translate(WIDE)}催收", f"电话{masked}催收"))
+        else:
+            cases.append((f"+86{num}", f"+86 {masked}"))
+    return cases
+
+
+def id_cases() -> list[tuple[str, str]]:
+    cases = []
+    for i in range(50):
+        idn = make_id18(RNG)
+        if i % 5 == 0 and idn[-1] == "X":
+            idn = idn[:-1] + "x"
+        cases.append((f"身份证{idn}被冒用", f"身份证{idn[:3]}{'*' * 11}{idn[-4:]}被冒用"))
+    for _ in range(10):
+        born = f"{RNG.randint(50, 99)}{RNG.randint(1, 12):02d}{RNG.randint(1, 28):02d}"
+        old = f"110101{born}{RNG.randint(0, 999):03d}"
+        cases.append((f"老身份证 {old}", f"老身份证 {old[:3]}{'*' * 8}{old[-4:]}"))
+    return cases
+
+
+def card_cases() -> list[tuple[str, str]]:
+    cases = []
+    for i in range(50):
+        card = make_card(RNG, RNG.choice([16, 17, 18, 19]))
+        shown = " ".join(card[j : j + 4] for j in range(0, len(card), 4)) if i % 2 else card
+        cases.append((f"银行卡{shown}被扣款", f"银行卡{card[:4]} **** {card[-4:]}被扣款"))
+    return cases
+
+
+def email_cases() -> list[tuple[str, str]]:
+    names = ["zhangsan", "li.si", "w_wu+loan", "a1", "chen2026"]
+    domains = ["example.com", "mail.example.cn", "qq.example.org"]
+    return [(f"邮箱 {n}@{d} 已发", f"邮箱 {n[0]}***@{d} 已发") for n in names for d in domains]
+
+
+def kept_cases() -> list[str]:
+    """Order, loan and contract numbers and other digits that are not personal data."""
+    kept = []
+    for _ in range(15):
+        card_like = make_card(RNG, 16)
+        kept.append(f"订单号{card_like}还没处理")
+        kept.append(f"借款编号：{make_id18(RNG)}")
+    for _ in range(10):
+        kept.append(f"合同号 {make_phone(RNG)} 请核对")
+        kept.append(f"贷款单号LN{RNG.randint(10**13, 10**14 - 1)}")
+    while len(kept) < 60:
+        idn = make_id18(RNG)
+        broken = idn[:-1] + ("0" if idn[-1] != "0" else "1")  # wrong check digit
+        if luhn_valid(broken):
+            continue  # 18 digits passing Luhn may be a bank card: masking it is right
+        kept.append(f"编码{broken}不对")
+    for _ in range(10):
+        card = make_card(RNG, 16)
+        kept.append(f"数字{card[:-1]}{(int(card[-1]) + 1) % 10}结束")  # fails Luhn
+    kept += [
+        "借了10000元，年化36%",
+        "2026-11-28 还款 3000",
+        "拨打12378",
+        "验证码 123456",
+        "金额1380000000元",
+    ]
+    return kept
+
+
+MASKED = phone_cases() + id_cases() + card_cases() + email_cases()
+
+
+def test_there_are_at_least_200_generated_cases() -> None:
+    assert len(MASKED) + len(kept_cases()) >= 200
+
+
+@pytest.mark.parametrize(("text", "expected"), MASKED)
+def test_personal_data_is_masked(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize("text", kept_cases())
+def test_business_numbers_and_plain_digits_stay(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+def test_several_kinds_in_one_text_and_nothing_else_changes() -> None:
+    idn = make_id18(random.Random(1))
+    text = f"林女士（{idn}）电话13812345678，邮箱lin@example.com，订单号20261128000123 &lt;原文&gt;"
+    out = mask_pii(text)
+    assert "13812345678" not in out and idn not in out and "lin@example.com" not in out
+    assert "138****5678" in out and "l***@example.com" in out
+    assert "订单号20261128000123" in out and out.endswith("&lt;原文&gt;")
+
+
+def test_check_digit_validation() -> None:
+    assert id18_valid("11010519491231002X")
+    assert not id18_valid("110105194912310021")
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
