@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/koubei demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor tests $(wildcard bench)
+	$(BIN)/ruff format --check monitor tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -18,14 +18,13 @@ from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
 from monitor.app import build_services
 from monitor.classify.pii import mask_pii
-from monitor.config import DEFAULT_CONFIG, Settings, load_settings
+from monitor.config import Settings, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
 from monitor.store.tables import PostRow, VerdictRow
 
-DEMO_CONFIG = DEFAULT_CONFIG.parent / "demo.yaml"
 CHANNELS = {
     "pr-crisis": "C0CRISIS01",
     "complaints": "C0COMPLA01",
@@ -35,7 +34,8 @@ GRADE_ORDER = ("P1", "P2", "P3", "P4")
 
 
 def demo_settings(out: Path, appstore_url: str, slack: FakeSlack) -> Settings:
-    base = load_settings(DEMO_CONFIG, env={})
+    # demo.yaml sits beside the main config (config/ here, /app/config in the image).
+    base = load_settings(resolve_config_path(None).parent / "demo.yaml", env={})
     source = base.app.sources[0].model_copy(update={"base_url": appstore_url})
     app = base.app.model_copy(
         update={

@@ -1,0 +1,19 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    KOUBEI_CONFIG=/app/config/koubei.yaml
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY config ./config
+RUN pip install --no-cache-dir . \
+ && useradd --create-home --uid 10001 koubei \
+ && mkdir -p /app/var /app/out \
+ && chown koubei:koubei /app/var /app/out
+
+USER koubei
+# SQLite under /app/var unless DATABASE_URL points at PostgreSQL; mount a volume there.
+VOLUME ["/app/var"]
+CMD ["koubei", "run"]
