@@ -37,6 +37,15 @@ SLACK_CHANNELS = {
 SLACK_TOKEN = "xoxb-test-0000-secret"
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    if skipped and not PG_URL:
+        terminalreporter.write_line(
+            f"{skipped} PostgreSQL tests skipped: set KOUBEI_TEST_PG_URL to run them "
+            "(README, Testing)"
+        )
+
+
 def write_config(
     directory: Path,
     *,
