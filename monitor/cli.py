@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -166,11 +167,16 @@ def run(config: ConfigOpt = None) -> None:
     settings = _settings(config)
     svc = build_services(settings)
     scheduler = build_scheduler(svc, make_sink(settings))
-    typer.echo(f"koubei running with {settings.path}; Ctrl-C to stop", err=True)
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
+
+    def stop(signum: int, _frame: object) -> None:
+        # Jobs are idempotent and commit as they go: stopping mid-job loses nothing.
+        typer.echo(f"koubei stopping ({signal.Signals(signum).name})", err=True)
         scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    typer.echo(f"koubei running with {settings.path}; Ctrl-C to stop", err=True)
+    scheduler.start()
 
 
 @app.command()
