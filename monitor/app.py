@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 
-from monitor.alerting.sinks import ConsoleSink, SlackSink
+from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.sinks import ConsoleSink, Sink, SlackSink
 from monitor.classify.rules import RulesGrader
 from monitor.clock import Clock, SystemClock
 from monitor.collectors.http import HttpClient
 from monitor.config import Settings
 from monitor.pipeline import Services
 from monitor.store.engine import make_engine, migrate
+from monitor.web.interactions import Interactions
 
 
 def open_store(settings: Settings) -> Engine:
@@ -43,3 +48,30 @@ def make_sink(settings: Settings) -> SlackSink | ConsoleSink:
     if token is None:
         return ConsoleSink(Path(settings.app.slack.alerts_jsonl))
     return SlackSink.from_config(token.get_secret_value(), settings.app.slack)
+
+
+def build_interactions(settings: Settings, clock: Clock | None = None) -> Interactions:
+    token = settings.secrets.slack_bot_token
+    client = (
+        WebClient(token=token.get_secret_value(), base_url=settings.app.slack.base_url)
+        if token is not None
+        else None
+    )
+    return Interactions(open_store(settings), settings, clock or SystemClock(), client)
+
+
+def drain_soon(interactions: Interactions, sink: Sink) -> Callable[[], object]:
+    """After a click, deliver the thread reply and the message edit right away."""
+    lock = threading.Lock()
+
+    def drain() -> None:
+        if not lock.acquire(blocking=False):
+            return  # a drain is already running; it will pick these up
+        try:
+            drain_outbox(
+                interactions.engine, sink, interactions.settings.app.outbox, interactions.clock
+            )
+        finally:
+            lock.release()
+
+    return drain

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.config import Policy
 from monitor.domain import CaseState, Severity, Verdict, most_severe
@@ -26,17 +26,32 @@ def _after(start: datetime, minutes: float | None) -> datetime | None:
     return None if minutes is None else start + timedelta(minutes=minutes)
 
 
-def apply_deadlines(case: CaseRow, policy: Policy) -> None:
+def apply_deadlines(case: CaseRow, policy: Policy, start: datetime | None = None) -> None:
+    """Deadlines from `start` (default: when the case opened).
+
+    A case held by quiet hours starts its clocks when the team is told.
+    """
     grade = policy.grade(Severity(case.severity))
-    case.ack_due = _after(case.opened_at, grade.ack_minutes)
-    case.response_due = _after(case.opened_at, grade.response_minutes)
-    case.resolve_due = _after(case.opened_at, grade.resolve_minutes)
+    start = start or case.opened_at
+    case.ack_due = _after(start, grade.ack_minutes)
+    case.response_due = _after(start, grade.response_minutes)
+    case.resolve_due = _after(start, grade.resolve_minutes)
+
+
+def clock_start(case: CaseRow, policy: Policy) -> datetime:
+    """When the case's SLA clocks started (its opening, or the end of quiet hours)."""
+    grade = policy.grade(Severity(case.severity))
+    if case.ack_due is not None and grade.ack_minutes is not None:
+        return case.ack_due - timedelta(minutes=grade.ack_minutes)
+    return case.opened_at
 
 
 def add_event(
     session: Session, case_id: int, kind: str, at: datetime, actor: str = "koubei", **detail: object
-) -> None:
-    session.add(CaseEventRow(case_id=case_id, kind=kind, actor=actor, at=at, detail=detail))
+) -> CaseEventRow:
+    event = CaseEventRow(case_id=case_id, kind=kind, actor=actor, at=at, detail=detail)
+    session.add(event)
+    return event
 
 
 def _joinable_case(
@@ -49,12 +64,12 @@ def _joinable_case(
     return session.execute(
         select(CaseRow)
         .where(
-            CaseRow.source == post.source,  # type: ignore[arg-type]
-            CaseRow.author == post.author,  # type: ignore[arg-type]
-            CaseRow.state.in_([s.value for s in ACTIVE_STATES]),  # type: ignore[attr-defined]
-            CaseRow.opened_at >= since,  # type: ignore[arg-type]
+            col(CaseRow.source) == post.source,
+            col(CaseRow.author) == post.author,
+            col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+            col(CaseRow.opened_at) >= since,
         )
-        .order_by(CaseRow.opened_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(CaseRow.opened_at).desc())
         .limit(1)
     ).scalar_one_or_none()
 

@@ -180,6 +180,48 @@ def run(config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    socket_mode: Annotated[
+        bool, typer.Option("--socket-mode", help="use Slack Socket Mode (SLACK_APP_TOKEN)")
+    ] = False,
+) -> None:
+    """Serve Slack interactivity (buttons, modal, /koubei) and /healthz."""
+    from monitor.app import build_interactions, drain_soon, make_sink
+    from monitor.logs import setup_logging
+
+    setup_logging()
+    settings = _settings(config)
+    interactions = build_interactions(settings)
+    after = drain_soon(interactions, make_sink(settings))
+    if socket_mode:
+        from monitor.web.socket_mode import serve_socket_mode
+
+        if settings.secrets.slack_app_token is None:
+            raise ConfigError(
+                "environment", ["SLACK_APP_TOKEN: needed for --socket-mode (xapp-...)"]
+            )
+        serve_socket_mode(settings.secrets.slack_app_token.get_secret_value(), interactions, after)
+        return
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    if settings.secrets.slack_signing_secret is None:
+        raise ConfigError(
+            "environment",
+            [
+                "SLACK_SIGNING_SECRET: needed to verify Slack's requests "
+                "(Slack app settings, Basic Information)"
+            ],
+        )
+    web = create_app(interactions, settings.secrets.slack_signing_secret.get_secret_value(), after)
+    uvicorn.run(web, host=host, port=port, log_level="info")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its outputs")] = Path("out/demo"),
 ) -> None:

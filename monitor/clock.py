@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -14,10 +15,17 @@ class Clock(Protocol):
         """The current time, timezone-aware, in UTC."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait; a fake clock just moves forward."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
 
 
 class FakeClock:
@@ -31,6 +39,12 @@ class FakeClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=max(0.0, seconds)))
+
+    def timestamp(self) -> float:
+        return self._now.timestamp()
 
 
 def as_utc(value: datetime) -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -65,6 +66,8 @@ class OutboxConfig(Strict):
     batch_size: int = Field(default=50, gt=0)
     lease_seconds: float = Field(default=120, gt=0)
     max_backoff_seconds: float = Field(default=600, gt=0)
+    # Slack allows about one message per second per channel (chat.postMessage).
+    per_channel_per_second: float = Field(default=1.0, gt=0)
 
 
 class DigestConfig(Strict):
@@ -127,9 +130,74 @@ class RaisePolicy(Strict):
     amount_yuan_at_least: float | None = Field(default=None, gt=0)
 
 
+_QUIET_GRADES: list[Literal["P3", "P4"]] = ["P3", "P4"]
+
+
+class QuietHours(Strict):
+    """Local (Asia/Shanghai) hours when alerts of the listed grades wait; P1/P2 never wait."""
+
+    start: time
+    end: time
+    grades: list[Literal["P3", "P4"]] = Field(default_factory=lambda: _QUIET_GRADES.copy())
+
+
+class OncallPerson(Strict):
+    name: str
+    slack: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$", description="Slack user id")
+
+
+class OncallOverride(OncallPerson):
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-11-28T09:00:00+08:00")
+        return value
+
+
+class Oncall(Strict):
+    rotation: list[OncallPerson] = Field(min_length=1)
+    handover: time = time(9, 0)
+    period_days: int = Field(default=7, gt=0)
+    first_shift: date = Field(description="the local date the first person's shift began")
+    overrides: list[OncallOverride] = Field(default_factory=list)
+
+
+class Grouping(Strict):
+    """Many P3 cases in a short window become one Slack message."""
+
+    window_minutes: float = Field(default=10, gt=0)
+    at_least: int = Field(default=3, ge=2)
+    max_per_message: int = Field(default=15, ge=2, le=20)
+
+
+class Surge(Strict):
+    window_hours: float = Field(default=1, gt=0)
+    baseline_days: int = Field(default=7, gt=0)
+    multiple: float = Field(default=3, gt=1)
+    minimum: int = Field(default=5, gt=0)
+    channel: str = "complaints"
+
+
+class Watchdog(Strict):
+    stale_after_seconds: float = Field(default=180, gt=0)
+    heartbeat_seconds: float = Field(default=30, gt=0)
+    external_url: str | None = Field(default=None, pattern=r"^https?://")
+    ops_channel: str = "ops"
+
+
 class Policy(Strict):
     grades: dict[Literal["P1", "P2", "P3", "P4"], GradePolicy]
     roles: dict[str, Role] = Field(default_factory=dict)
+    oncall: Oncall | None = None
+    quiet_hours: QuietHours | None = None
+    reminder_at_fraction: float = Field(default=0.8, gt=0, lt=1)
+    grouping: Grouping = Grouping()
+    surge: Surge = Surge()
+    watchdog: Watchdog = Watchdog()
     raise_one_step: RaisePolicy = RaisePolicy()
     case_join_window_hours: float = Field(default=72, gt=0)
     regulatory_decision_days: int = Field(default=15, gt=0)
@@ -184,6 +252,7 @@ class Lexicon(Strict):
 class Secrets(Strict):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
     database_url: SecretStr | None = None
 
     @classmethod
@@ -197,6 +266,7 @@ class Secrets(Strict):
         return cls(
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
             database_url=get("DATABASE_URL"),
         )
 
@@ -303,7 +373,15 @@ def _check_cross_references(
             )
         for j, step in enumerate(gp.escalation):
             for role in step.notify:
-                if role not in policy.roles:
+                if role not in policy.roles and not (role == "oncall" and policy.oncall):
                     problems.append(f"grades.{grade}.escalation[{j}].notify: unknown role {role!r}")
+    for name, key in (
+        ("surge.channel", policy.surge.channel),
+        ("watchdog.ops_channel", policy.watchdog.ops_channel),
+    ):
+        if key not in app.slack.channels:
+            problems.append(
+                f"{name}: {key!r} is not a channel key in {cfg_path.name} slack.channels"
+            )
     if problems:
         raise ConfigError(str(policy_path), problems)

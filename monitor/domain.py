@@ -58,6 +58,14 @@ class AlertKind(StrEnum):
     NEW_CASE = "new_case"
     REGRADED = "regraded"
     DIGEST = "digest"
+    GROUP = "group"  # many P3 cases in one message
+    UPDATE = "update"  # edit a case's message to show its state
+    EVENT = "event"  # a case event told in its thread (ack, resolve, note...)
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    BREACH = "breach"
+    SURGE = "surge"
+    DEADMAN = "deadman"
 
 
 class DeliveryStatus(StrEnum):

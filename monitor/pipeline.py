@@ -11,14 +11,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.blocks import case_message
-from monitor.cases import CaseOutcome, attach_to_case
+from monitor.alerting.groups import child_summary, group_for
+from monitor.alerting.render import oncall_notify
+from monitor.alerting.routing import quiet_until
+from monitor.cases import CaseOutcome, apply_deadlines, attach_to_case
 from monitor.classify import Grader
 from monitor.clock import Clock
 from monitor.collectors import collector_class
@@ -90,8 +94,8 @@ def _stored(engine: Engine, source: str) -> Callable[[str], bool]:
     def is_known(external_id: str) -> bool:
         with Session(engine) as session:
             row = session.execute(
-                select(PostRow.id).where(  # type: ignore[call-overload]
-                    PostRow.source == source, PostRow.external_id == external_id
+                select(col(PostRow.id)).where(
+                    col(PostRow.source) == source, col(PostRow.external_id) == external_id
                 )
             ).first()
             return row is not None
@@ -203,16 +207,38 @@ def _announce(
 ) -> bool:
     case = outcome.case
     assert case.id is not None
+    policy = svc.settings.policy
+    severity = Severity(case.severity)
+    channel_key = policy.grade(severity).channel
+    group_id = None
+    quiet = quiet_until(policy.quiet_hours, severity, now, svc.tz)
     if outcome.opened:
         kind, key, headline = AlertKind.NEW_CASE, f"case:{case.id}:new", "新投诉"
+        if quiet is not None:
+            apply_deadlines(case, policy, start=quiet)
+        if severity is Severity.P3:
+            group_id = group_for(session, svc.settings, channel_key, now, not_before=quiet)
     elif outcome.raised_from is not None:
         kind = AlertKind.REGRADED
         key = f"case:{case.id}:regraded:{case.severity}"
         headline = f"升级 {outcome.raised_from.value}→{case.severity}"
     else:
         return False
-    severity = Severity(case.severity)
-    grade = svc.settings.policy.grade(severity)
+
+    def build(alert_id: int) -> dict[str, Any]:
+        message = case_message(
+            alert_id=alert_id,
+            case=case,
+            post=post,
+            verdict=verdict,
+            grade=policy.grade(severity),
+            headline=headline,
+            tz=svc.tz,
+            notify=oncall_notify(policy, severity, now, svc.tz),
+        )
+        message["summary"] = child_summary(post.title, post.body, post.source, post.rating)
+        return message
+
     alert = enqueue_alert(
         session,
         svc.settings,
@@ -221,14 +247,8 @@ def _announce(
         dedup_key=key,
         case_id=case.id,
         now=now,
-        build=lambda alert_id: case_message(
-            alert_id=alert_id,
-            case=case,
-            post=post,
-            verdict=verdict,
-            grade=grade,
-            headline=headline,
-            tz=svc.tz,
-        ),
+        build=build,
+        not_before=quiet,
+        group_id=group_id,
     )
     return alert is not None

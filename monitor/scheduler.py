@@ -16,8 +16,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import Sink
+from monitor.alerting.sla import sweep
+from monitor.alerting.surge import check_surge
 from monitor.config import SourceConfig
 from monitor.pipeline import Services, run_source
+from monitor.watchdog import beat, check_deadman, ping_external
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,33 @@ def _outbox_job(svc: Services, sink: Sink) -> None:
         )
 
 
+def _sweep_job(svc: Services) -> None:
+    report = sweep(svc.engine, svc.settings, svc.clock)
+    surged = check_surge(svc.engine, svc.settings, svc.clock.now())
+    if report.escalations or report.reminders or report.breaches or surged:
+        log.info(
+            "sla: %d escalations, %d reminders, %d breaches; surges: %s",
+            report.escalations,
+            report.reminders,
+            report.breaches,
+            surged or "none",
+        )
+
+
+def _heartbeat_job(svc: Services) -> None:
+    beat(svc.engine, svc.clock.now())
+    ping_external(svc.settings.policy.watchdog.external_url, svc.http.raw)
+
+
 def _digest_job(svc: Services) -> None:
     count = enqueue_digest(svc)
     log.info("digest: %d P4 posts queued", count)
 
 
 def build_scheduler(svc: Services, sink: Sink) -> BlockingScheduler:
+    """The jobs; first, a dead-man alert if the last run stopped ticking long ago."""
+    if check_deadman(svc.engine, svc.settings, svc.clock.now()):
+        log.warning("the scheduler was not running for a while: dead-man alert queued")
     app = svc.settings.app
     scheduler = BlockingScheduler(timezone=app.timezone)
     now = datetime.now(scheduler.timezone)
@@ -75,6 +99,25 @@ def build_scheduler(svc: Services, sink: Sink) -> BlockingScheduler:
         id="outbox",
         next_run_time=now,
         misfire_grace_time=30,
+        **common,
+    )
+    scheduler.add_job(
+        _sweep_job,
+        IntervalTrigger(seconds=30, timezone=app.timezone),
+        args=[svc],
+        id="sla",
+        next_run_time=now,
+        misfire_grace_time=60,
+        **common,
+    )
+    heartbeat = svc.settings.policy.watchdog.heartbeat_seconds
+    scheduler.add_job(
+        _heartbeat_job,
+        IntervalTrigger(seconds=heartbeat, timezone=app.timezone),
+        args=[svc],
+        id="heartbeat",
+        next_run_time=now,
+        misfire_grace_time=int(heartbeat),
         **common,
     )
     scheduler.add_job(

@@ -33,6 +33,7 @@ SLACK_CHANNELS = {
     "pr-crisis": "C0CRISIS01",
     "complaints": "C0COMPLA01",
     "complaints-digest": "C0DIGEST01",
+    "koubei-ops": "C0KOUOPS01",
 }
 SLACK_TOKEN = "xoxb-test-0000-secret"
 
@@ -72,6 +73,7 @@ def write_config(
                 "crisis": "#pr-crisis",
                 "complaints": "#complaints",
                 "digest": "#complaints-digest",
+                "ops": "#koubei-ops",
             },
             "alerts_jsonl": str(directory / "alerts.jsonl"),
         },

@@ -61,9 +61,12 @@ def test_alerts_reach_their_grade_channels_in_the_first_cycle(
     actions = next(b for b in attachment["blocks"] if b["type"] == "actions")["elements"]
     assert [a["action_id"] for a in actions] == [
         "koubei_ack",
+        "koubei_assign",
         "koubei_resolve",
         "koubei_false_positive",
+        "koubei_escalate",
     ]
+    assert "<@U0" in text  # the on-call person is mentioned
     assert statuses(svc.engine) == ["sent"] * 3
 
 

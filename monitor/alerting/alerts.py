@@ -1,4 +1,8 @@
-"""Alerts for cases and digests, written to the outbox in the caller's transaction."""
+"""Alerts and their outbox rows, written in the caller's transaction.
+
+Every alert has a dedup key (one alert per case and kind, per step, per
+digest...), so a job that runs twice, or two instances, never alert twice.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,24 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Severity
 from monitor.store.tables import AlertRow, DeliveryRow
+
+Method = str  # "post" | "reply" | "update"
 
 
 def channel_for(settings: Settings, severity: Severity) -> tuple[str, str]:
     """(channel key, Slack channel) for a grade, from policy.yaml and koubei.yaml."""
     key = settings.policy.grade(severity).channel
     return key, settings.app.slack.channels[key]
+
+
+def alert_exists(session: Session, dedup_key: str) -> bool:
+    found = session.execute(select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key))
+    return found.first() is not None
 
 
 def enqueue_alert(
@@ -30,36 +41,45 @@ def enqueue_alert(
     case_id: int | None,
     now: datetime,
     build: Callable[[int], dict[str, Any]],
+    channel_key: str | None = None,
+    method: Method = "post",
+    not_before: datetime | None = None,
+    group_id: int | None = None,
 ) -> AlertRow | None:
-    """Write the alert and its outbox row; None if an alert with this key exists already.
+    """Write the alert and (unless it rides in a group) its outbox row.
 
-    `build(alert_id)` makes the message, so the id can travel in its metadata.
+    Returns None when an alert with this key exists already. `build(alert_id)`
+    makes the message, so the id can travel in its metadata.
     """
-    exists = session.execute(
-        select(AlertRow.id).where(AlertRow.dedup_key == dedup_key)  # type: ignore[call-overload]
-    ).first()
-    if exists:
+    if alert_exists(session, dedup_key):
         return None
-    key, channel = channel_for(settings, severity)
+    if channel_key is None:
+        channel_key, channel = channel_for(settings, severity)
+    else:
+        channel = settings.app.slack.channels[channel_key]
     alert = AlertRow(
         dedup_key=dedup_key,
         kind=kind.value,
         case_id=case_id,
         severity=severity.value,
-        channel_key=key,
+        channel_key=channel_key,
         created_at=now,
+        group_id=group_id,
     )
     session.add(alert)
     session.flush()
     assert alert.id is not None
     alert.payload = build(alert.id)
-    session.add(
-        DeliveryRow(
-            alert_id=alert.id,
-            channel=channel,
-            status=DeliveryStatus.PENDING.value,
-            next_attempt_at=now,
-            created_at=now,
+    if group_id is None:
+        session.add(
+            DeliveryRow(
+                alert_id=alert.id,
+                channel=channel,
+                method=method,
+                case_id=case_id,
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=max(now, not_before) if not_before else now,
+                created_at=now,
+            )
         )
-    )
     return alert

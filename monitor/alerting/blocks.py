@@ -16,7 +16,13 @@ from monitor.store.tables import CaseRow, PostRow, VerdictRow
 
 BODY_LIMIT = 700  # Slack section text allows 3,000; an alert should be read at a glance
 METADATA_EVENT = "koubei_alert"
-ACTION_IDS = ("koubei_ack", "koubei_resolve", "koubei_false_positive")
+ACTION_IDS = (
+    "koubei_ack",
+    "koubei_assign",
+    "koubei_resolve",
+    "koubei_false_positive",
+    "koubei_escalate",
+)
 
 CATEGORY_LABELS = {
     "collection": "催收",
@@ -41,6 +47,16 @@ SIGNAL_LABELS = {
 }
 
 
+STATE_LABELS = {
+    "open": "🔴 待确认",
+    "acknowledged": "🟡 处理中",
+    "resolved": "✅ 已解决",
+    "reopened": "🔴 重新打开",
+    "false_positive": "⚪ 误报",
+}
+ACTIVE = ("open", "acknowledged", "reopened")
+
+
 def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -61,6 +77,40 @@ def _local(ts: datetime, tz: ZoneInfo) -> str:
     return ts.astimezone(tz).strftime("%m-%d %H:%M")
 
 
+def status_line(case: CaseRow, tz: ZoneInfo) -> str:
+    """State, owner and the next deadline: what the edited message shows."""
+    parts = [STATE_LABELS.get(case.state, case.state)]
+    parts.append(f"负责人 <@{case.owner}>" if case.owner else "负责人 —")
+    if case.state in ("open", "reopened") and case.ack_due:
+        parts.append(f"确认时限 {_local(case.ack_due, tz)}")
+    elif case.state == "acknowledged" and case.first_response_at is None and case.response_due:
+        parts.append(f"首次回应时限 {_local(case.response_due, tz)}")
+    elif case.state == "acknowledged" and case.resolve_due:
+        parts.append(f"解决时限 {_local(case.resolve_due, tz)}")
+    if case.escalation_level:
+        parts.append(f"已升级 L{case.escalation_level}")
+    if case.state == "resolved" and case.resolved_at:
+        parts.append(f"解决于 {_local(case.resolved_at, tz)}")
+    return " · ".join(parts)
+
+
+def case_actions(case: CaseRow) -> dict[str, Any] | None:
+    """The buttons, while there is something left to do."""
+    if case.state not in ACTIVE:
+        return None
+    value = str(case.id)
+    buttons = []
+    if case.state != "acknowledged":
+        buttons.append(_button("确认 Ack", "koubei_ack", value, "primary"))
+    buttons += [
+        _button("我来负责 Assign me", "koubei_assign", value, None),
+        _button("解决 Resolve", "koubei_resolve", value, None),
+        _button("误报 False positive", "koubei_false_positive", value, "danger"),
+        _button("立即升级 Escalate", "koubei_escalate", value, None),
+    ]
+    return {"type": "actions", "block_id": f"case:{case.id}", "elements": buttons}
+
+
 def case_message(
     *,
     alert_id: int,
@@ -70,6 +120,7 @@ def case_message(
     grade: GradePolicy,
     headline: str,
     tz: ZoneInfo,
+    notify: str = "",
 ) -> dict[str, Any]:
     """The chat.postMessage arguments (less the channel) for a case alert."""
     assert case.id is not None
@@ -80,9 +131,8 @@ def case_message(
     )
     categories = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories) or "—"
     signals = "、".join(SIGNAL_LABELS.get(s, s) for s in verdict.signals) or "—"
-    due = f"确认时限 {_local(case.ack_due, tz)}" if case.ack_due else "无确认时限"
-    mention = f"{grade.mention} " if grade.mention else ""
-    header = f"{mention}*{escape_mrkdwn(grade.label)}* · {headline} · 工单 #{case.id}"
+    mentions = " ".join(m for m in (grade.mention, notify) if m)
+    header = f"{mentions} *{escape_mrkdwn(grade.label)}* · {headline} · 工单 #{case.id}".strip()
     fields = [
         f"*来源* {escape_mrkdwn(post.source)}",
         f"*评分* {stars(post.rating)}",
@@ -92,7 +142,6 @@ def case_message(
         f"*信号* {signals}",
     ]
     reasons = "\n".join(f"• {escape_mrkdwn(r)}" for r in verdict.reasons)
-    value = str(case.id)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header}},
         {"type": "section", "text": {"type": "mrkdwn", "text": quoted}},
@@ -103,27 +152,34 @@ def case_message(
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": f"发布 {_local(post.published_at, tz)} · {due} · "
+                    "text": f"{status_line(case, tz)} · 发布 {_local(post.published_at, tz)} · "
                     f"<{escape_mrkdwn(post.url)}|查看原帖>",
                 }
             ],
         },
-        {
-            "type": "actions",
-            "block_id": f"case:{case.id}",
-            "elements": [
-                _button("确认 Acknowledge", ACTION_IDS[0], value, "primary"),
-                _button("解决 Resolve", ACTION_IDS[1], value, None),
-                _button("误报 False positive", ACTION_IDS[2], value, "danger"),
-            ],
-        },
     ]
+    actions = case_actions(case)
+    if actions:
+        blocks.append(actions)
     fallback = f"[{grade.label}] 工单 #{case.id} {headline}: {safe(post.title or post.body, 80)}"
     return {
         "text": fallback,
         "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
-        "metadata": _metadata(alert_id, case.id, case.severity),
+        "metadata": message_metadata(alert_id, case.id, case.severity),
     }
+
+
+def thread_reply(
+    alert_id: int, case: CaseRow, text: str, *, broadcast: bool = False
+) -> dict[str, Any]:
+    """A line in the case's thread (events, reminders, escalations)."""
+    message: dict[str, Any] = {
+        "text": text,
+        "metadata": message_metadata(alert_id, case.id, case.severity),
+    }
+    if broadcast:
+        message["reply_broadcast"] = True
+    return message
 
 
 def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
@@ -138,7 +194,17 @@ def _button(text: str, action_id: str, value: str, style: str | None) -> dict[st
     return button
 
 
-def _metadata(alert_id: int, case_id: int | None, severity: str) -> dict[str, Any]:
+def plain_message(alert_id: int, severity: str, text: str, colour: str) -> dict[str, Any]:
+    """A message that belongs to no case (surge, dead-man)."""
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return {
+        "text": text,
+        "attachments": [{"color": colour, "fallback": text, "blocks": blocks}],
+        "metadata": message_metadata(alert_id, None, severity),
+    }
+
+
+def message_metadata(alert_id: int, case_id: int | None, severity: str) -> dict[str, Any]:
     # The alert id travels with the message so a retry can find what was sent.
     return {
         "event_type": METADATA_EVENT,
@@ -173,5 +239,5 @@ def digest_message(
     return {
         "text": fallback,
         "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
-        "metadata": _metadata(alert_id, None, "P4"),
+        "metadata": message_metadata(alert_id, None, "P4"),
     }

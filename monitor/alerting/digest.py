@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
 
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.blocks import digest_message
@@ -16,20 +17,17 @@ def enqueue_digest(svc: Services) -> int:
     """Queue one digest of the P4 posts not yet in a digest; returns how many it holds."""
     now = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
-        latest = (
-            select(func.max(VerdictRow.id))
-            .group_by(VerdictRow.post_id)  # type: ignore[arg-type]
-            .scalar_subquery()
-        )
+        newer = aliased(VerdictRow)  # its own FROM: no correlation with the outer query
+        latest = select(func.max(newer.id)).group_by(col(newer.post_id)).scalar_subquery()
         rows = session.execute(
             select(PostRow, VerdictRow)
-            .join(VerdictRow, VerdictRow.post_id == PostRow.id)  # type: ignore[arg-type]
+            .join(VerdictRow, col(VerdictRow.post_id) == PostRow.id)
             .where(
-                VerdictRow.id.in_(latest),  # type: ignore[union-attr]
-                VerdictRow.severity == Severity.P4.value,  # type: ignore[arg-type]
-                VerdictRow.digest_alert_id.is_(None),  # type: ignore[union-attr]
+                col(VerdictRow.id).in_(latest),
+                col(VerdictRow.severity) == Severity.P4.value,
+                col(VerdictRow.digest_alert_id).is_(None),
             )
-            .order_by(PostRow.published_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(PostRow.published_at).desc())
         ).all()
         items = [(p, v) for p, v in rows]
         if not items:

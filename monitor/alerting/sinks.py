@@ -49,6 +49,8 @@ class Sent:
 class Sink(Protocol):
     def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent: ...
 
+    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None: ...
+
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None: ...
 
 
@@ -82,6 +84,17 @@ class SlackSink:
                 definite=False,
             ) from None
         return Sent(channel_id=str(response["channel"]), ts=str(response["ts"]))
+
+    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
+        fields = {k: v for k, v in message.items() if k in ("text", "attachments", "blocks")}
+        try:
+            self.client.chat_update(channel=channel_id, ts=ts, **fields)
+        except SlackApiError as exc:
+            raise self._api_error("chat.update", channel_id, exc) from None
+        except Exception as exc:  # an edit is idempotent: just try again later
+            raise SinkError(
+                f"chat.update in {channel_id}: {type(exc).__name__}", definite=True
+            ) from None
 
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
         try:
@@ -164,8 +177,14 @@ class ConsoleSink:
         self.jsonl.parent.mkdir(parents=True, exist_ok=True)
         with self.jsonl.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        print(f"[alert → {channel}] {message.get('text', '')}", file=self.stream)
+        where = (
+            "edit" if "update_of" in message else ("thread" if "thread_ts" in message else "alert")
+        )
+        print(f"[{where} → {channel}] {message.get('text', '')}", file=self.stream)
         return Sent(channel_id=channel, ts=ts)
+
+    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
+        self.post(channel_id, {**message, "update_of": ts}, alert_id=0)
 
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
         if not self.jsonl.exists():

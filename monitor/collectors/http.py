@@ -91,6 +91,11 @@ class HttpClient:
             transport=transport,
         )
 
+    @property
+    def raw(self) -> httpx.Client:
+        """The underlying client, for calls outside the collector retry policy."""
+        return self._client
+
     def pause(self, seconds: float) -> None:
         """Wait between polite retries; tests inject a sleep that does not block."""
         self._sleep(seconds)

@@ -1,36 +1,56 @@
-"""The demo: fake App Store (with a transient empty page) -> pipeline -> fake Slack."""
+"""The demo: fake App Store -> the real pipeline -> fake Slack, on a fake clock.
+
+It shows collection (with Apple's transient empty page), every grade reaching
+Slack, a burst of P3 cases grouped, the P4 digest, a P1 escalating after 15
+minutes without acknowledgement, and then acknowledged through a signed button
+click against `koubei serve`'s real endpoint.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import time
-from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
+import httpx
 from pydantic import SecretStr
+from slack_sdk import WebClient
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
+from monitor.alerting.sla import sweep
 from monitor.app import build_services
 from monitor.classify.pii import mask_pii
+from monitor.clock import FakeClock
 from monitor.config import Settings, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
 from monitor.fakes.appstore import FakeAppStore
-from monitor.fakes.slack import FakeSlack
+from monitor.fakes.slack import FakeSlack, Message
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import PostRow, VerdictRow
+from monitor.store.tables import CaseRow, PostRow, VerdictRow
+from monitor.web.app import create_app
+from monitor.web.background import BackgroundServer
+from monitor.web.interactions import Interactions
+from monitor.web.verify import signature
 
 CHANNELS = {
     "pr-crisis": "C0CRISIS01",
     "complaints": "C0COMPLA01",
     "complaints-digest": "C0DIGEST01",
+    "koubei-ops": "C0KOUOPS01",
 }
 GRADE_ORDER = ("P1", "P2", "P3", "P4")
+SIGNING_SECRET = "demo-signing-secret-not-real"
+# A weekday morning in Shanghai: no quiet hours, so P3 alerts go at once.
+DEMO_START = datetime(2026, 11, 28, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def demo_settings(out: Path, appstore_url: str, slack: FakeSlack) -> Settings:
@@ -44,119 +64,222 @@ def demo_settings(out: Path, appstore_url: str, slack: FakeSlack) -> Settings:
             "store": base.app.store.model_copy(update={"sqlite_path": str(out / "koubei.db")}),
         }
     )
-    secrets = base.secrets.model_copy(update={"slack_bot_token": SecretStr(slack.token)})
+    secrets = base.secrets.model_copy(
+        update={
+            "slack_bot_token": SecretStr(slack.token),
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+        }
+    )
     return base.model_copy(update={"app": app, "secrets": secrets})
 
 
-def _drain(svc: Services, sink: SlackSink) -> None:
-    while drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock).pending:
-        time.sleep(0.2)
+class Demo:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.clock = FakeClock(DEMO_START)
+        app_id, self.reviews = load_demo_reviews()
+        self.appstore = FakeAppStore([r.review for r in self.reviews], app_id=app_id)
+        self.appstore.quirks.empty_pages[2] = 1  # Apple's transient empty page
+        self.slack = FakeSlack(
+            token="xoxb-demo-not-a-real-token", channels=CHANNELS, clock=self.clock.timestamp
+        )
+
+    def cycle(self, svc: Services, sink: SlackSink) -> None:
+        """One scheduler tick: the SLA sweeper, then the outbox (paced per channel)."""
+        sweep(svc.engine, svc.settings, self.clock)
+        drain_outbox(svc.engine, sink, svc.settings.app.outbox, self.clock, limit=10_000)
+
+    def run(self) -> None:
+        started = time.monotonic()
+        with self.appstore, self.slack:
+            settings = demo_settings(self.out, self.appstore.url, self.slack)
+            svc = build_services(settings, clock=self.clock)
+            sink = SlackSink.from_config(self.slack.token, settings.app.slack)
+            source = settings.app.sources[0]
+            print(f"Fake App Store at {self.appstore.url}, fake Slack at {self.slack.url}")
+            print(f"Demo clock starts {DEMO_START:%Y-%m-%d %H:%M} Asia/Shanghai\n")
+
+            result = run_source(svc, source)
+            print(
+                f"Collected {source.name}: {result.fetched} reviews in "
+                f"{len(self.appstore.requests)} requests (an empty page was retried); "
+                f"{result.new} new, {result.cases_opened} cases opened"
+            )
+            self.cycle(svc, sink)
+            self.clock.advance(timedelta(seconds=61))  # the P3 burst's group goes out
+            self.cycle(svc, sink)
+            digested = enqueue_digest(svc)
+            self.cycle(svc, sink)
+            print(f"P4 digest: {digested} mild complaints in one message\n")
+            grouped = self.print_slack()
+
+            self.escalate_and_acknowledge(svc, sink, settings)
+            again = run_source(svc, source)
+            self.cycle(svc, sink)
+            print(
+                f"\nSecond collection: {again.new} new posts, {again.alerts} alerts (nothing twice)"
+            )
+            print(
+                f"Slack never answered 429: {self.slack.rate_limited} rate-limit replies, "
+                "deliveries paced to one message per second per channel"
+            )
+            self.write_outputs(svc)
+            agreement = self.grader_agreement(svc)
+        print(f"Rules grader agrees with the hand labels on {agreement}.")
+        print(f"Outputs in {self.out}/: slack_messages.json, posts.jsonl, koubei.db")
+        missing = [g for g in GRADE_ORDER if not grouped.get(g)]
+        print(
+            f"Done in {time.monotonic() - started:.1f}s."
+            + (f" MISSING grades: {missing}" if missing else "")
+        )
+
+    def escalate_and_acknowledge(self, svc: Services, sink: SlackSink, settings: Settings) -> None:
+        with Session(svc.engine) as s:
+            case = (
+                s.execute(
+                    select(CaseRow).where(col(CaseRow.severity) == "P1").order_by(col(CaseRow.id))
+                )
+                .scalars()
+                .first()
+            )
+        assert case is not None and case.id is not None and case.slack_ts is not None
+        root = next(m for m in self.slack.messages if m.ts == case.slack_ts)
+        print(f"\n== Response process on 工单 #{case.id} (P1) ==")
+        seen = 0
+        for minute in (12, 15):  # the 80% reminder, then the first escalation step
+            self.clock.advance(case.opened_at + timedelta(minutes=minute) - self.clock.now())
+            self.cycle(svc, sink)
+            for reply in self.slack.thread_of(root)[seen:]:
+                print(f"  {self.at(case, reply)}  thread: {reply.text}")
+            seen = len(self.slack.thread_of(root))
+        interactions = Interactions(
+            svc.engine,
+            settings,
+            self.clock,
+            WebClient(token=self.slack.token, base_url=settings.app.slack.base_url),
+        )
+        with BackgroundServer(create_app(interactions, SIGNING_SECRET)) as url:
+            self.clock.advance(timedelta(minutes=2))
+            body = _click(case.id, "koubei_ack", "U0LINA0001")
+            ts = str(int(self.clock.now().timestamp()))
+            response = httpx.post(
+                f"{url}/slack/actions",
+                content=body,
+                headers={
+                    "X-Slack-Request-Timestamp": ts,
+                    "X-Slack-Signature": signature(SIGNING_SECRET, ts, body),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            print(
+                f"  {self.now(case)}  signed click on 确认 → HTTP {response.status_code}: "
+                f"{response.json().get('text')}"
+            )
+        self.cycle(svc, sink)
+        for reply in self.slack.thread_of(root)[seen:]:
+            print(f"  {self.at(case, reply)}  thread: {reply.text}")
+        status = json.dumps(root.attachments, ensure_ascii=False)
+        print(
+            f"  message edited {root.edits}×, now shows: "
+            f"{'🟡 处理中' if '处理中' in status else status[:80]}"
+        )
+        self.clock.advance(timedelta(minutes=30))
+        before = len(self.slack.thread_of(root))
+        self.cycle(svc, sink)
+        print(
+            f"  {self.now(case)}  no further escalation "
+            f"({len(self.slack.thread_of(root)) - before} new thread messages)"
+        )
+
+    def at(self, case: CaseRow, message: Message) -> str:
+        """When Slack got the message, in minutes:seconds since the case opened."""
+        seconds = round(message.posted_at - case.opened_at.timestamp())
+        return f"+{seconds // 60}:{seconds % 60:02d}"
+
+    def now(self, case: CaseRow) -> str:
+        seconds = round((self.clock.now() - case.opened_at).total_seconds())
+        return f"+{seconds // 60}:{seconds % 60:02d}"
+
+    def print_slack(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        names = {cid: name for name, cid in CHANNELS.items()}
+        for msg in self.slack.messages:
+            if msg.thread_ts is not None:
+                continue
+            severity = (msg.metadata or {}).get("event_payload", {}).get("severity", "?")
+            grouped.setdefault(severity, []).append(f"#{names.get(msg.channel)}  {msg.text}")
+        for grade in GRADE_ORDER:
+            lines = grouped.get(grade, [])
+            print(f"== {grade}: {len(lines)} message(s) in Slack ==")
+            for line in lines:
+                print(f"  {line[:110]}")
+        return grouped
+
+    def write_outputs(self, svc: Services) -> None:
+        messages: list[dict[str, Any]] = [
+            {
+                "channel": m.channel,
+                "ts": m.ts,
+                "thread_ts": m.thread_ts,
+                "text": m.text,
+                "attachments": m.attachments,
+                "metadata": m.metadata,
+                "edits": m.edits,
+            }
+            for m in self.slack.messages
+        ]
+        (self.out / "slack_messages.json").write_text(
+            json.dumps(messages, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        with Session(svc.engine) as s, (self.out / "posts.jsonl").open("w", encoding="utf-8") as fh:
+            rows = s.execute(
+                select(PostRow, VerdictRow)
+                .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
+                .order_by(col(PostRow.published_at).desc())
+            ).all()
+            for post, verdict in rows:
+                fh.write(
+                    json.dumps(
+                        {
+                            "external_id": post.external_id,
+                            "rating": post.rating,
+                            "title": mask_pii(post.title),
+                            "body": mask_pii(post.body),
+                            "severity": verdict.severity,
+                            "sentiment": verdict.sentiment,
+                            "categories": verdict.categories,
+                            "signals": verdict.signals,
+                            "reasons": verdict.reasons,
+                            "case_id": post.case_id,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+
+    def grader_agreement(self, svc: Services) -> str:
+        expected = {r.review.id: r.expect for r in self.reviews}
+        with Session(svc.engine) as s:
+            rows = s.execute(
+                select(col(PostRow.external_id), col(VerdictRow.severity)).join(
+                    VerdictRow, col(VerdictRow.post_id) == col(PostRow.id)
+                )
+            ).all()
+        agree = sum(1 for ext, sev in rows if expected.get(ext) == sev)
+        return f"{agree}/{len(rows)} reviews"
+
+
+def _click(case_id: int, action_id: str, user: str) -> bytes:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "trigger_id": "demo.trigger",
+        "actions": [{"action_id": action_id, "block_id": f"case:{case_id}", "value": str(case_id)}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
 
 
 def run_demo(out: Path) -> None:
-    started = time.monotonic()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    app_id, reviews = load_demo_reviews()
-    appstore = FakeAppStore([r.review for r in reviews], app_id=app_id)
-    appstore.quirks.empty_pages[2] = 1  # Apple's transient empty page: retried, not "no reviews"
-    slack = FakeSlack(token="xoxb-demo-not-a-real-token", channels=CHANNELS, burst=20)
-    with appstore, slack:
-        settings = demo_settings(out, appstore.url, slack)
-        svc = build_services(settings)
-        sink = SlackSink.from_config(slack.token, settings.app.slack)
-        source = settings.app.sources[0]
-
-        print(f"Fake App Store at {appstore.url}, fake Slack at {slack.url}")
-        result = run_source(svc, source)
-        print(
-            f"Collected {source.name}: {result.fetched} reviews over "
-            f"{len(appstore.requests)} requests (one empty page retried), "
-            f"{result.new} new, {result.cases_opened} cases opened"
-        )
-        _drain(svc, sink)
-        digested = enqueue_digest(svc)
-        _drain(svc, sink)
-        again = run_source(svc, source)
-        _drain(svc, sink)
-        print(f"Second run: {again.new} new posts, {again.alerts} alerts (nothing twice)")
-        print(f"P4 digest: {digested} mild complaints in one message")
-        print(f"Slack answered HTTP 429 {slack.rate_limited} times; every one was retried.\n")
-
-        grouped = _print_slack(slack)
-        _write_outputs(out, svc, slack)
-        accuracy = _grader_agreement(svc, reviews)
-    print(f"\nRules grader agrees with the hand labels on {accuracy}.")
-    print(f"Outputs in {out}/: slack_messages.json, posts.jsonl, koubei.db")
-    missing = [g for g in GRADE_ORDER if not grouped.get(g)]
-    print(
-        f"Done in {time.monotonic() - started:.1f}s."
-        + (f" MISSING grades: {missing}" if missing else "")
-    )
-
-
-def _print_slack(slack: FakeSlack) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = defaultdict(list)
-    names = {cid: name for name, cid in CHANNELS.items()}
-    for msg in slack.messages:
-        severity = (msg.metadata or {}).get("event_payload", {}).get("severity", "?")
-        grouped[severity].append(f"#{names.get(msg.channel, msg.channel)}  {msg.text}")
-    for grade in GRADE_ORDER:
-        lines = grouped.get(grade, [])
-        print(f"== {grade}: {len(lines)} message(s) in Slack ==")
-        for line in lines:
-            print(f"  {line[:110]}")
-    return grouped
-
-
-def _write_outputs(out: Path, svc: Services, slack: FakeSlack) -> None:
-    messages: list[dict[str, Any]] = [
-        {
-            "channel": m.channel,
-            "ts": m.ts,
-            "text": m.text,
-            "attachments": m.attachments,
-            "metadata": m.metadata,
-        }
-        for m in slack.messages
-    ]
-    (out / "slack_messages.json").write_text(
-        json.dumps(messages, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    with Session(svc.engine) as session, (out / "posts.jsonl").open("w", encoding="utf-8") as fh:
-        rows = session.execute(
-            select(PostRow, VerdictRow)
-            .join(VerdictRow, VerdictRow.post_id == PostRow.id)  # type: ignore[arg-type]
-            .order_by(PostRow.published_at.desc())  # type: ignore[attr-defined]
-        ).all()
-        for post, verdict in rows:
-            fh.write(
-                json.dumps(
-                    {
-                        "external_id": post.external_id,
-                        "rating": post.rating,
-                        "title": mask_pii(post.title),
-                        "body": mask_pii(post.body),
-                        "severity": verdict.severity,
-                        "sentiment": verdict.sentiment,
-                        "categories": verdict.categories,
-                        "signals": verdict.signals,
-                        "reasons": verdict.reasons,
-                        "case_id": post.case_id,
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-
-
-def _grader_agreement(svc: Services, reviews: list[Any]) -> str:
-    expected = {r.review.id: r.expect for r in reviews}
-    with Session(svc.engine) as session:
-        rows = session.execute(
-            select(PostRow.external_id, VerdictRow.severity).join(  # type: ignore[call-overload]
-                VerdictRow, VerdictRow.post_id == PostRow.id
-            )
-        ).all()
-    agree = sum(1 for ext, sev in rows if expected.get(ext) == sev)
-    return f"{agree}/{len(rows)} reviews"
+    Demo(out).run()

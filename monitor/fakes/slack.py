@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ class Message:
     metadata: dict[str, Any] | None
     thread_ts: str | None = None
     edits: int = 0
+    broadcast: bool = False
+    posted_at: float = 0.0  # the fake's clock when it was accepted
 
     def as_api(self, with_metadata: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,12 +70,14 @@ class FakeSlack(FakeServer):
     channels: dict[str, str] = field(default_factory=dict)  # name -> id
     rate_per_s: float = 1.0
     burst: int = 3
+    clock: Callable[[], float] = time.monotonic  # tests pass a fake clock's timestamp
 
     def __post_init__(self) -> None:
         super().__init__()
         self.messages: list[Message] = []
         self.faults = SlackFaults()
         self.calls: list[tuple[str, float]] = []  # (method, time) of every authorised call
+        self.views: list[dict[str, Any]] = []  # modals opened
         self.rate_limited = 0
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
@@ -95,7 +100,7 @@ class FakeSlack(FakeServer):
             return Response(200, {"ok": False, "error": "invalid_auth"})
         params = request.form()
         with self._lock:
-            self.calls.append((method, time.monotonic()))
+            self.calls.append((method, self.clock()))
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return Response(200, {"ok": False, "error": "unknown_method"})
@@ -108,7 +113,7 @@ class FakeSlack(FakeServer):
         return self.channels.get(channel.lstrip("#"))
 
     def _take_token(self, cid: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._buckets.setdefault(cid, _Bucket(float(self.burst), now))
         bucket.tokens = min(
             float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate_per_s
@@ -146,6 +151,8 @@ class FakeSlack(FakeServer):
                 blocks=list(params.get("blocks") or []),
                 metadata=params.get("metadata"),
                 thread_ts=params.get("thread_ts"),
+                broadcast=bool(params.get("reply_broadcast")),
+                posted_at=self.clock(),
             )
             self.messages.append(msg)
             drop, hang = self.faults.drop_after_post > 0, self.faults.hang_after_post
@@ -170,6 +177,17 @@ class FakeSlack(FakeServer):
                     msg.edits += 1
                     return Response(200, {"ok": True, "channel": cid, "ts": msg.ts})
         return Response(200, {"ok": False, "error": "message_not_found"})
+
+    def _api_views_open(self, params: dict[str, Any]) -> Response:
+        if not params.get("trigger_id"):
+            return Response(200, {"ok": False, "error": "invalid_trigger_id"})
+        view = params.get("view")
+        with self._lock:
+            self.views.append(view if isinstance(view, dict) else {})
+        return Response(200, {"ok": True, "view": {"id": f"V{len(self.views):08d}"}})
+
+    def thread_of(self, root: Message) -> list[Message]:
+        return [m for m in self.messages if m.thread_ts == root.ts]
 
     def _api_conversations_list(self, _params: dict[str, Any]) -> Response:
         channels = [

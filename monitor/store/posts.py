@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.domain import Post
 from monitor.store.sql import dialect_insert
@@ -81,9 +81,9 @@ def known_ids(session: Session, source: str, external_ids: list[str]) -> set[str
     if not external_ids:
         return set()
     rows = session.execute(
-        select(PostRow.external_id).where(  # type: ignore[call-overload]
-            PostRow.source == source,
-            PostRow.external_id.in_(external_ids),  # type: ignore[attr-defined]
+        select(col(PostRow.external_id)).where(
+            col(PostRow.source) == source,
+            col(PostRow.external_id).in_(external_ids),
         )
     )
     return {r[0] for r in rows}

@@ -88,6 +88,11 @@ class CaseRow(SQLModel, table=True):
     resolution_note: str | None = None
     public_reply_url: str | None = None
     satisfaction: int | None = None
+    # Where the case's Slack message lives: later events go into its thread and
+    # edits (chat.update) change it. `slack_channel_name` is the configured name.
+    slack_channel_name: str | None = Field(default=None, max_length=128)
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
 
 
 class CaseEventRow(SQLModel, table=True):
@@ -113,6 +118,8 @@ class AlertRow(SQLModel, table=True):
     channel_key: str = Field(max_length=64)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
+    # A P3 case alert that arrived in a burst rides in a group message instead.
+    group_id: int | None = Field(default=None, foreign_key="alerts.id", index=True)
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -124,6 +131,9 @@ class DeliveryRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alerts.id", unique=True)
     channel: str = Field(max_length=128)
+    # post: a new message; reply: into the case's thread; update: edit the case's message.
+    method: str = Field(default="post", max_length=8, sa_column_kwargs={"server_default": "post"})
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     status: str = Field(max_length=16)
     attempts: int = 0
     # True once a post may have reached Slack without our hearing back: the next
@@ -162,3 +172,24 @@ class SourceRunRow(SQLModel, table=True):
     new: int = 0
     updated: int = 0
     error: str | None = None
+
+
+class HeartbeatRow(SQLModel, table=True):
+    """The scheduler's pulse: /healthz reads it, and a gap in it raises a dead-man alert."""
+
+    __tablename__ = "heartbeats"
+
+    name: str = Field(primary_key=True, max_length=32)
+    instance: str = Field(max_length=64)
+    started_at: datetime = _ts()
+    beat_at: datetime = _ts()
+
+
+class SlackRequestRow(SQLModel, table=True):
+    """Signed Slack requests already handled: a replay of one is refused."""
+
+    __tablename__ = "slack_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    received_at: datetime = _ts(index=True)

@@ -1,0 +1,1 @@
+"""The web side: Slack interactivity (buttons, modal, slash command) and /healthz."""

@@ -1,0 +1,246 @@
+"""Slack interactions -> case actions: buttons, the resolve modal and `/koubei`.
+
+Transport-free: the HTTP endpoint and Socket Mode both hand payloads here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
+
+from monitor import case_actions
+from monitor.alerting.routing import oncall_at
+from monitor.case_actions import ACTIVE, ActionRefused, Actor
+from monitor.clock import Clock
+from monitor.config import Settings
+from monitor.store.tables import CaseRow
+
+log = logging.getLogger(__name__)
+RESOLVE_CALLBACK = "koubei_resolve_modal"
+Action = Callable[[Session, Settings, CaseRow, Actor, datetime], str]
+
+BUTTONS: dict[str, Action] = {
+    "koubei_ack": case_actions.acknowledge,
+    "koubei_assign": case_actions.assign,
+    "koubei_false_positive": case_actions.false_positive,
+    "koubei_escalate": case_actions.escalate_now,
+}
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": text}
+
+
+@dataclass
+class Interactions:
+    engine: Engine
+    settings: Settings
+    clock: Clock
+    slack: WebClient | None = None  # for views.open; None without a bot token
+
+    def handle_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        kind = payload.get("type")
+        if kind == "block_actions":
+            return self.block_actions(payload)
+        if kind == "view_submission":
+            return self.view_submission(payload)
+        return {}
+
+    # --- buttons --------------------------------------------------------------
+
+    def block_actions(self, payload: dict[str, Any]) -> dict[str, Any]:
+        actor = Actor(
+            str(payload.get("user", {}).get("id", "")) or "unknown",
+            str(payload.get("user", {}).get("name", "")),
+        )
+        results = []
+        for action in payload.get("actions", []):
+            action_id = str(action.get("action_id", ""))
+            try:
+                case_id = int(action.get("value", ""))
+            except ValueError:
+                continue
+            if action_id == "koubei_resolve":
+                results.append(self._open_resolve_modal(payload.get("trigger_id"), case_id))
+            elif action_id in BUTTONS:
+                results.append(self.run(case_id, actor, BUTTONS[action_id]))
+        return ephemeral("\n".join(results)) if results else {}
+
+    def run(self, case_id: int, actor: Actor, action: Action) -> str:
+        try:
+            with Session(self.engine) as session, session.begin():
+                case = session.get(CaseRow, case_id, with_for_update=True)
+                if case is None:
+                    return f"没有工单 #{case_id}"
+                return action(session, self.settings, case, actor, self.clock.now())
+        except ActionRefused as exc:
+            return str(exc)
+
+    def _open_resolve_modal(self, trigger_id: object, case_id: int) -> str:
+        if self.slack is None or not trigger_id:
+            return f"用 `/koubei resolve {case_id} 处理说明` 解决工单"
+        try:
+            self.slack.views_open(trigger_id=str(trigger_id), view=resolve_modal(case_id))
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", exc.response.get("error"))
+            return f"无法打开表单；用 `/koubei resolve {case_id} 处理说明` 解决工单"
+        return ""
+
+    # --- the resolve modal ----------------------------------------------------
+
+    def view_submission(self, payload: dict[str, Any]) -> dict[str, Any]:
+        view = payload.get("view", {})
+        if view.get("callback_id") != RESOLVE_CALLBACK:
+            return {}
+        case_id = int(view.get("private_metadata", "0"))
+        values = view.get("state", {}).get("values", {})
+        note = _input(values, "note")
+        replied = _option(values, "replied") == "yes"
+        url = _input(values, "reply_url") or None
+        sat_text = _option(values, "satisfaction")
+        if replied and not url:
+            return {"response_action": "errors", "errors": {"reply_url": "请填写公开回复的链接"}}
+        actor = Actor(str(payload.get("user", {}).get("id", "unknown")))
+
+        def act(
+            session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime
+        ) -> str:
+            return case_actions.resolve(
+                session,
+                settings,
+                case,
+                who,
+                now,
+                note=note,
+                public_reply_url=url if replied else None,
+                satisfaction=int(sat_text) if sat_text and sat_text.isdigit() else None,
+            )
+
+        message = self.run(case_id, actor, act)
+        if not message.endswith("已解决"):
+            return {"response_action": "errors", "errors": {"note": message}}
+        return {"response_action": "clear"}
+
+    # --- /koubei --------------------------------------------------------------
+
+    def command(self, form: dict[str, str]) -> dict[str, Any]:
+        words = form.get("text", "").split(maxsplit=2)
+        actor = Actor(form.get("user_id", "unknown"), form.get("user_name", ""))
+        sub = words[0].lower() if words else "help"
+        if sub == "status":
+            return ephemeral(self.status())
+        if sub == "oncall":
+            return ephemeral(self.oncall())
+        if sub in ("ack", "resolve") and len(words) >= 2 and words[1].lstrip("#").isdigit():
+            case_id = int(words[1].lstrip("#"))
+            if sub == "ack":
+                return ephemeral(self.run(case_id, actor, case_actions.acknowledge))
+            note = words[2] if len(words) > 2 else ""
+
+            def act(
+                session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime
+            ) -> str:
+                return case_actions.resolve(session, settings, case, who, now, note=note)
+
+            return ephemeral(self.run(case_id, actor, act))
+        return ephemeral(
+            "用法：`/koubei status` 未结工单 · `/koubei ack 12` 确认 · "
+            "`/koubei resolve 12 处理说明` 解决 · `/koubei oncall` 当前值班"
+        )
+
+    def status(self) -> str:
+        with Session(self.engine) as session:
+            cases = (
+                session.execute(
+                    select(CaseRow)
+                    .where(col(CaseRow.state).in_(ACTIVE))
+                    .order_by(col(CaseRow.severity), col(CaseRow.opened_at))
+                )
+                .scalars()
+                .all()
+            )
+        if not cases:
+            return "没有未结工单 🎉"
+        tz = ZoneInfo(self.settings.app.timezone)
+        lines = [f"未结工单 {len(cases)} 个："]
+        for case in cases[:20]:
+            owner = f"<@{case.owner}>" if case.owner else "无人负责"
+            due = case.ack_due if case.state != "acknowledged" else case.resolve_due
+            due_text = due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—"
+            lines.append(f"• #{case.id} {case.severity} {case.state} · {owner} · 时限 {due_text}")
+        return "\n".join(lines)
+
+    def oncall(self) -> str:
+        oncall = self.settings.policy.oncall
+        if oncall is None:
+            return "policy.yaml 没有配置值班 (oncall)"
+        person = oncall_at(oncall, self.clock.now(), ZoneInfo(self.settings.app.timezone))
+        return f"当前值班：{person.name} <@{person.slack}>"
+
+
+def _input(values: dict[str, Any], block: str) -> str:
+    return str(values.get(block, {}).get(block, {}).get("value") or "").strip()
+
+
+def _option(values: dict[str, Any], block: str) -> str:
+    selected = values.get(block, {}).get(block, {}).get("selected_option") or {}
+    return str(selected.get("value") or "")
+
+
+def resolve_modal(case_id: int) -> dict[str, Any]:
+    def option(text: str, value: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": text}, "value": value}
+
+    return {
+        "type": "modal",
+        "callback_id": RESOLVE_CALLBACK,
+        "private_metadata": str(case_id),
+        "title": {"type": "plain_text", "text": f"解决工单 #{case_id}"},
+        "submit": {"type": "plain_text", "text": "解决"},
+        "close": {"type": "plain_text", "text": "取消"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "note",
+                "label": {"type": "plain_text", "text": "处理说明"},
+                "element": {"type": "plain_text_input", "action_id": "note", "multiline": True},
+            },
+            {
+                "type": "input",
+                "block_id": "replied",
+                "label": {"type": "plain_text", "text": "是否已公开回复"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "replied",
+                    "options": [option("是", "yes"), option("否", "no")],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "reply_url",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "公开回复链接"},
+                "element": {"type": "url_text_input", "action_id": "reply_url"},
+            },
+            {
+                "type": "input",
+                "block_id": "satisfaction",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "客户满意度（如已知）"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "satisfaction",
+                    "options": [option(f"{n} 星", str(n)) for n in range(5, 0, -1)],
+                },
+            },
+        ],
+    }
