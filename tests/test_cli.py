@@ -101,7 +101,9 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
         assert f"== {grade}: " in result.stdout
         assert f"== {grade}: 0 message" not in result.stdout
     assert "MISSING" not in result.stdout
-    assert "Second run: 0 new posts, 0 alerts" in result.stdout
+    assert "Second collection: 0 new posts, 0 alerts" in result.stdout
+    assert "🚨 升级 L1" in result.stdout and "signed click on 确认 → HTTP 200" in result.stdout
+    assert "no further escalation (0 new thread messages)" in result.stdout
     messages = json.loads((out / "slack_messages.json").read_text(encoding="utf-8"))
     dump = json.dumps(messages, ensure_ascii=False)
     assert "13812345678" not in dump and "qingtian88@example.com" not in dump
