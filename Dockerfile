@@ -4,6 +4,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     KOUBEI_CONFIG=/app/config/koubei.yaml
 
+# A Chinese font for the report's charts; Pango and HarfBuzz for its PDF.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fontconfig fonts-wqy-microhei \
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor

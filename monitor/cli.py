@@ -148,6 +148,55 @@ def classify(
 
 
 @app.command()
+def report(
+    config: ConfigOpt = None,
+    month: Annotated[str | None, typer.Option(help="a month, e.g. 2026-11")] = None,
+    week: Annotated[str | None, typer.Option(help="an ISO week, e.g. 2026-W48")] = None,
+    public: Annotated[bool, typer.Option("--public", help="aggregate figures only")] = False,
+    slack: Annotated[bool, typer.Option("--slack", help="post the summary and PDF")] = False,
+    out: Annotated[Path | None, typer.Option(help="folder (default reports.out_dir)")] = None,
+) -> None:
+    """Write the consumer-rights report (HTML, PDF, cases.csv, figures.json) for a period."""
+    from monitor.alerting.outbox import drain_outbox
+    from monitor.app import make_sink, open_store
+    from monitor.clock import SystemClock
+    from monitor.reports.period import iso_week
+    from monitor.reports.period import month as month_period
+    from monitor.reports.run import make_report, queue_report_post
+
+    if (month is None) == (week is None):
+        typer.echo("error: give exactly one of --month YYYY-MM or --week YYYY-Www", err=True)
+        raise typer.Exit(2)
+    try:
+        period = month_period(month) if month else iso_week(week or "")
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = _settings(config)
+    engine = open_store(settings)
+    clock = SystemClock()
+    result = make_report(engine, settings, period, clock.now(), public=public, out_root=out)
+    if result.empty:
+        typer.echo(
+            f"{period.key}: no cases were opened and no posts collected in this period; "
+            "the report says so and shows no rates"
+        )
+    typer.echo(result.summary)
+    for path in (
+        result.written.html,
+        result.written.pdf,
+        result.written.figures,
+        result.written.csv,
+    ):
+        if path is not None:
+            typer.echo(f"  wrote {path}")
+    if slack:
+        queue_report_post(engine, settings, result, clock.now())
+        drained = drain_outbox(engine, make_sink(settings), settings.app.outbox, clock)
+        typer.echo(f"posted to Slack: {drained.sent} sent, {drained.pending} pending")
+
+
+@app.command()
 def migrate(config: ConfigOpt = None) -> None:
     """Create or upgrade the database schema."""
     from monitor.app import open_store

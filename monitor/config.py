@@ -75,6 +75,12 @@ class DigestConfig(Strict):
     minute: int = Field(default=0, ge=0, le=59)
 
 
+class ReportsConfig(Strict):
+    out_dir: str = "out/reports"
+    channel: str = "executives"  # a key of slack.channels
+    hour: int = Field(default=9, ge=0, le=23)  # monthly on the 1st, weekly on Monday
+
+
 class StoreConfig(Strict):
     sqlite_path: str = "var/koubei.db"
 
@@ -88,6 +94,7 @@ class AppConfig(Strict):
     slack: SlackConfig
     outbox: OutboxConfig = OutboxConfig()
     digest: DigestConfig = DigestConfig()
+    reports: ReportsConfig = ReportsConfig()
     sources: list[SourceConfig]
 
     @field_validator("sources")
@@ -362,6 +369,8 @@ def _check_cross_references(
     problems: list[str] = []
     for i, src in enumerate(app.sources):
         problems += [f"sources[{i}]{p}" for p in validate_source_options(src)]
+    if app.reports.channel not in app.slack.channels:
+        problems.append(f"reports.channel: {app.reports.channel!r} is not a key of slack.channels")
     if problems:
         raise ConfigError(str(cfg_path), problems)
     for grade, gp in policy.grades.items():

@@ -20,6 +20,8 @@ from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
 from monitor.config import SourceConfig
 from monitor.pipeline import Services, run_source
+from monitor.reports.period import last_complete
+from monitor.reports.run import make_report, queue_report_post
 from monitor.watchdog import beat, check_deadman, ping_external
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,18 @@ def _sweep_job(svc: Services) -> None:
 def _heartbeat_job(svc: Services) -> None:
     beat(svc.engine, svc.clock.now())
     ping_external(svc.settings.policy.watchdog.external_url, svc.http.raw)
+
+
+def _report_job(svc: Services, kind: str) -> None:
+    period = last_complete(kind, svc.clock.now())
+    result = make_report(svc.engine, svc.settings, period, svc.clock.now())
+    queued = queue_report_post(svc.engine, svc.settings, result, svc.clock.now())
+    log.info(
+        "report %s written to %s%s",
+        period.key,
+        result.written.html.parent,
+        "; posting to Slack" if queued else "",
+    )
 
 
 def _digest_job(svc: Services) -> None:
@@ -128,4 +142,17 @@ def build_scheduler(svc: Services, sink: Sink) -> BlockingScheduler:
         misfire_grace_time=3600,
         **common,
     )
+    hour = app.reports.hour
+    for kind, trigger in (
+        ("month", CronTrigger(day=1, hour=hour, timezone=app.timezone)),
+        ("week", CronTrigger(day_of_week="mon", hour=hour, timezone=app.timezone)),
+    ):
+        scheduler.add_job(
+            _report_job,
+            trigger,
+            args=[svc, kind],
+            id=f"report:{kind}",
+            misfire_grace_time=6 * 3600,
+            **common,
+        )
     return scheduler

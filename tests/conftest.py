@@ -34,6 +34,7 @@ SLACK_CHANNELS = {
     "complaints": "C0COMPLA01",
     "complaints-digest": "C0DIGEST01",
     "koubei-ops": "C0KOUOPS01",
+    "exec-reports": "C0EXECRE01",
 }
 SLACK_TOKEN = "xoxb-test-0000-secret"
 
@@ -74,6 +75,7 @@ def write_config(
                 "complaints": "#complaints",
                 "digest": "#complaints-digest",
                 "ops": "#koubei-ops",
+                "executives": "#exec-reports",
             },
             "alerts_jsonl": str(directory / "alerts.jsonl"),
         },

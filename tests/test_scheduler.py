@@ -20,7 +20,15 @@ from tests.conftest import SLACK_TOKEN, reviews, write_config
 def test_jobs_per_source_outbox_and_digest_in_shanghai_time(svc: Services, tmp_path: Path) -> None:
     scheduler = build_scheduler(svc, ConsoleSink(tmp_path / "a.jsonl"))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"source:appstore-cn", "outbox", "digest", "sla", "heartbeat"}
+    assert set(jobs) == {
+        "source:appstore-cn",
+        "outbox",
+        "digest",
+        "sla",
+        "heartbeat",
+        "report:month",
+        "report:week",
+    }
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time is not None and job.misfire_grace_time >= 30

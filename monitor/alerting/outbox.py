@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, or_, select
@@ -130,14 +131,15 @@ def _claim_next(
             channel=row.channel,
             case_id=row.case_id,
             attempts=row.attempts + 1,
-            check_first=row.maybe_sent and row.method != "update",
+            check_first=row.maybe_sent and row.method in ("post", "reply"),
             created_at=row.created_at,
             message=message,
             thread=thread,
         )
         row.attempts += 1
         row.claimed_until = now + timedelta(seconds=config.lease_seconds)
-        row.maybe_sent = row.method != "update"  # an edit is idempotent: nothing to look up
+        # Posts can be looked up by alert id after a lost answer; edits are idempotent.
+        row.maybe_sent = row.method in ("post", "reply")
         return claim
 
 
@@ -191,7 +193,7 @@ def _fail(
 ) -> None:
     with Session(engine) as session, session.begin():
         row = session.get_one(DeliveryRow, claim.delivery_id)
-        row.maybe_sent = not error.definite and claim.method != "update"
+        row.maybe_sent = not error.definite and claim.method in ("post", "reply")
         row.last_error = str(error)[:500]
         row.next_attempt_at = now + _backoff(config, claim.attempts)
         row.claimed_until = None
@@ -199,6 +201,9 @@ def _fail(
 
 def _send(sink: Sink, claim: _Claim) -> tuple[Sent, bool]:
     """Deliver one claim; returns what Slack holds and whether it was there already."""
+    if claim.method == "file":
+        message = claim.message
+        return sink.upload(claim.channel, Path(str(message["file"])), str(message["text"])), False
     if claim.method == "update":
         assert claim.thread is not None
         channel_id, ts = claim.thread

@@ -51,6 +51,8 @@ class Sink(Protocol):
 
     def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None: ...
 
+    def upload(self, channel: str, path: Path, comment: str) -> Sent: ...
+
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None: ...
 
 
@@ -95,6 +97,30 @@ class SlackSink:
             raise SinkError(
                 f"chat.update in {channel_id}: {type(exc).__name__}", definite=True
             ) from None
+
+    def upload(self, channel: str, path: Path, comment: str) -> Sent:
+        """A file with a comment (files_upload_v2: get an upload URL, send, complete)."""
+        if not path.is_file():
+            raise SinkError(f"file {path} is gone; regenerate the report", definite=True)
+        try:
+            channel_id = self._channel_id(channel)
+            response = self.client.files_upload_v2(
+                channel=channel_id,
+                file=str(path),
+                filename=path.name,
+                title=path.name,
+                initial_comment=comment,
+            )
+        except SlackApiError as exc:
+            raise self._api_error("files.upload", channel, exc) from None
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise SinkError(
+                f"files.upload to {channel}: {type(exc).__name__}", definite=True
+            ) from None
+        files = response.get("files") or [{}]
+        return Sent(channel_id=channel_id, ts=str(files[0].get("id", "")))
 
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
         try:
@@ -185,6 +211,9 @@ class ConsoleSink:
 
     def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
         self.post(channel_id, {**message, "update_of": ts}, alert_id=0)
+
+    def upload(self, channel: str, path: Path, comment: str) -> Sent:
+        return self.post(channel, {"text": comment, "file": str(path)}, alert_id=0)
 
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
         if not self.jsonl.exists():

@@ -23,11 +23,13 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from monitor import case_actions
 from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
 from monitor.app import build_services
+from monitor.case_actions import Actor
 from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
 from monitor.config import Settings, load_settings, resolve_config_path
@@ -35,6 +37,8 @@ from monitor.demo import load_demo_reviews
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack, Message
 from monitor.pipeline import Services, run_source
+from monitor.reports.period import month
+from monitor.reports.run import make_report, queue_report_post
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
@@ -46,6 +50,7 @@ CHANNELS = {
     "complaints": "C0COMPLA01",
     "complaints-digest": "C0DIGEST01",
     "koubei-ops": "C0KOUOPS01",
+    "exec-reports": "C0EXECRE01",
 }
 GRADE_ORDER = ("P1", "P2", "P3", "P4")
 SIGNING_SECRET = "demo-signing-secret-not-real"
@@ -123,10 +128,13 @@ class Demo:
                 f"Slack never answered 429: {self.slack.rate_limited} rate-limit replies, "
                 "deliveries paced to one message per second per channel"
             )
+            self.resolve_some(svc, settings)
+            self.cycle(svc, sink)
+            self.report(svc, settings, sink)
             self.write_outputs(svc)
             agreement = self.grader_agreement(svc)
         print(f"Rules grader agrees with the hand labels on {agreement}.")
-        print(f"Outputs in {self.out}/: slack_messages.json, posts.jsonl, koubei.db")
+        print(f"Outputs in {self.out}/: slack_messages.json, posts.jsonl, koubei.db, reports/")
         missing = [g for g in GRADE_ORDER if not grouped.get(g)]
         print(
             f"Done in {time.monotonic() - started:.1f}s."
@@ -189,6 +197,52 @@ class Demo:
         print(
             f"  {self.now(case)}  no further escalation "
             f"({len(self.slack.thread_of(root)) - before} new thread messages)"
+        )
+
+    def resolve_some(self, svc: Services, settings: Settings) -> None:
+        """Customer service works through the P2 cases over the afternoon."""
+        notes = [
+            "已退还多收费用并致歉",
+            "已核实并更正征信报送",
+            "已停止该催收外包合作",
+            "已取消会员自动续费并退款",
+            "已升级风控规则并回访",
+        ]
+        with Session(svc.engine) as s, s.begin():
+            cases = (
+                s.execute(
+                    select(CaseRow).where(col(CaseRow.severity) == "P2").order_by(col(CaseRow.id))
+                )
+                .scalars()
+                .all()
+            )
+            for i, case in enumerate(cases[:10]):
+                self.clock.advance(timedelta(minutes=20))
+                case_actions.resolve(
+                    s,
+                    settings,
+                    case,
+                    Actor("U0KEFU0001"),
+                    self.clock.now(),
+                    note=notes[i % len(notes)],
+                    public_reply_url=f"https://example.com/reply/{case.id}" if i % 2 else None,
+                    satisfaction=(5, 4, 2, 5, 3)[i % 5],
+                )
+        print(f"\nCustomer service resolved {min(10, len(cases))} P2 cases with notes and ratings")
+
+    def report(self, svc: Services, settings: Settings, sink: SlackSink) -> None:
+        period = month(f"{DEMO_START.year}-{DEMO_START.month:02d}")
+        result = make_report(
+            svc.engine, settings, period, self.clock.now(), out_root=self.out / "reports"
+        )
+        queue_report_post(svc.engine, settings, result, self.clock.now())
+        self.cycle(svc, sink)
+        uploads = [u for u in self.slack.uploads if u.get("channel") == CHANNELS["exec-reports"]]
+        print(f"\n== Monthly report {period.label} ==")
+        print(result.summary)
+        print(
+            f"  wrote {result.written.html.parent}/ (report.html, report.pdf, cases.csv, "
+            f"figures.json); PDF posted to #exec-reports: {len(uploads)} file(s)"
         )
 
     def at(self, case: CaseRow, message: Message) -> str:

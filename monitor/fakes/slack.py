@@ -9,6 +9,7 @@ storing a post (ambiguous failure), or hanging after storing one (to be killed).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class FakeSlack(FakeServer):
         self.faults = SlackFaults()
         self.calls: list[tuple[str, float]] = []  # (method, time) of every authorised call
         self.views: list[dict[str, Any]] = []  # modals opened
+        self.uploads: list[dict[str, Any]] = []  # files, with the bytes received
         self.rate_limited = 0
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
@@ -96,6 +98,8 @@ class FakeSlack(FakeServer):
                 503, "<html>503 Service Unavailable</html>", {"Content-Type": "text/html"}
             )
         method = request.path.rsplit("/", 1)[-1]
+        if request.path.startswith("/upload/"):  # the upload URL needs no token, as at Slack
+            return self._receive_upload(method, request.body)
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Response(200, {"ok": False, "error": "invalid_auth"})
         params = request.form()
@@ -185,6 +189,49 @@ class FakeSlack(FakeServer):
         with self._lock:
             self.views.append(view if isinstance(view, dict) else {})
         return Response(200, {"ok": True, "view": {"id": f"V{len(self.views):08d}"}})
+
+    def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> Response:
+        with self._lock:
+            file_id = f"F{len(self.uploads) + 1:09d}"
+            self.uploads.append(
+                {
+                    "id": file_id,
+                    "filename": params.get("filename"),
+                    "length": int(params.get("length") or 0),
+                    "bytes": b"",
+                }
+            )
+        return Response(
+            200, {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        )
+
+    def _receive_upload(self, file_id: str, body: bytes) -> Response:
+        with self._lock:
+            for upload in self.uploads:
+                if upload["id"] == file_id:
+                    upload["bytes"] = body
+                    return Response(200, f"OK - {len(body)}")
+        return Response(404, "unknown upload")
+
+    def _api_files_completeUploadExternal(self, params: dict[str, Any]) -> Response:
+        files = params.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        channel = self._resolve(str(params.get("channel_id") or params.get("channels") or ""))
+        if channel is None:
+            return Response(200, {"ok": False, "error": "channel_not_found"})
+        done = []
+        with self._lock:
+            for f in files or []:
+                for upload in self.uploads:
+                    if upload["id"] == f.get("id"):
+                        upload.update(
+                            channel=channel,
+                            title=f.get("title"),
+                            initial_comment=params.get("initial_comment"),
+                        )
+                        done.append({"id": upload["id"], "title": f.get("title")})
+        return Response(200, {"ok": True, "files": done})
 
     def thread_of(self, root: Message) -> list[Message]:
         return [m for m in self.messages if m.thread_ts == root.ts]

@@ -1,0 +1,1 @@
+"""The consumer-rights report: figures from stored cases, charts, HTML/PDF, CSV, JSON."""

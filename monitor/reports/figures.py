@@ -1,0 +1,498 @@
+"""Every figure of the report, each defined once, here (DESIGN.md, "Report figures").
+
+Definitions (period = [start, end) in Asia/Shanghai; "as of end" = what the
+case_events said at the end of the period, or now for a period not over yet,
+so a report for a past month is the same whenever it is run):
+
+- Complaints (投诉量): cases opened in the period, P1-P3 (one case per complaint,
+  duplicates and reposts merged into it), false positives excluded. Posts: the
+  posts behind those cases; posts collected: posts published in the period.
+- Response rate (响应率): cohort cases with a first response as of end / cases.
+  A first response is the recorded public reply or platform reply
+  (first_response_at), or the resolution if that came first.
+- Handling rate (办结率): cohort cases resolved as of end / cases. A case reopened
+  and not resolved again by the end is not resolved.
+- On-time rate (按时办结率): resolved as of end and by its resolve deadline / cases.
+- 15-day rate (15日办结率): resolved as of end within 15 days of opening / cases.
+- SLA compliance per grade: cases whose acknowledge, first-response and resolve
+  deadlines were each met (a deadline still running at the end is not a breach).
+- Satisfaction (满意度): cases resolved in the period (whenever opened) with a
+  rating; satisfied = 4-5 stars / rated.
+- App-store rating: average and share of 4-5 stars of the period's app-store posts.
+- Durations: mean, median and 90th percentile (nearest rank) in hours.
+Rates with nothing to divide are None ("—"), never a division by zero.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from monitor.classify.pii import mask_pii
+from monitor.config import Settings
+from monitor.domain import CaseState
+from monitor.reports.period import SHANGHAI, Period
+from monitor.store.tables import (
+    CaseEventRow,
+    CaseRow,
+    PostRow,
+    SourceRunRow,
+    VerdictRow,
+)
+
+FIFTEEN_DAYS = timedelta(days=15)
+SATISFIED_AT_LEAST = 4
+GRADES = ("P1", "P2", "P3")
+
+
+@dataclass
+class CaseFacts:
+    """One case as of the end of the period: a row of cases.csv."""
+
+    case_id: int
+    grade: str
+    opened_at: datetime
+    state: str
+    source: str
+    sources: list[str]
+    categories: list[str]
+    posts: int
+    title: str
+    acknowledged_at: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    ack_due: datetime | None
+    response_due: datetime | None
+    resolve_due: datetime | None
+    satisfaction: int | None
+    resolution_note: str | None
+    breaches: list[str] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    @property
+    def on_time(self) -> bool:
+        return self.resolved_at is not None and (
+            self.resolve_due is None or self.resolved_at <= self.resolve_due
+        )
+
+    @property
+    def within_15_days(self) -> bool:
+        return self.resolved_at is not None and self.resolved_at - self.opened_at <= FIFTEEN_DAYS
+
+
+def rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 4)
+
+
+def durations(values: list[timedelta]) -> dict[str, float | None]:
+    hours = sorted(v.total_seconds() / 3600 for v in values)
+    if not hours:
+        return {"count": 0, "mean_h": None, "median_h": None, "p90_h": None}
+    p90 = hours[max(0, math.ceil(0.9 * len(hours)) - 1)]  # nearest rank
+    return {
+        "count": len(hours),
+        "mean_h": round(statistics.fmean(hours), 2),
+        "median_h": round(statistics.median(hours), 2),
+        "p90_h": round(p90, 2),
+    }
+
+
+# --- the queries ----------------------------------------------------------------------
+
+
+def cohort(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]:
+    """Cases opened in the period (not false positives), as they stood at its end."""
+    cases = (
+        session.execute(
+            select(CaseRow)
+            .where(
+                col(CaseRow.opened_at) >= period.start,
+                col(CaseRow.opened_at) < period.end,
+                col(CaseRow.state) != CaseState.FALSE_POSITIVE.value,
+                col(CaseRow.severity).in_(GRADES),
+            )
+            .order_by(col(CaseRow.opened_at), col(CaseRow.id))
+        )
+        .scalars()
+        .all()
+    )
+    return case_facts(session, list(cases), as_of)
+
+
+def resolved_in_period(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]:
+    """Cases whose standing resolution falls in the period, whenever they opened."""
+    ids = (
+        session.execute(
+            select(col(CaseEventRow.case_id))
+            .distinct()
+            .where(
+                col(CaseEventRow.kind) == "resolved",
+                col(CaseEventRow.at) >= period.start,
+                col(CaseEventRow.at) < period.end,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    cases = (
+        session.execute(
+            select(CaseRow)
+            .where(
+                col(CaseRow.id).in_(ids),
+                col(CaseRow.state) != CaseState.FALSE_POSITIVE.value,
+                col(CaseRow.severity).in_(GRADES),
+            )
+            .order_by(col(CaseRow.id))
+        )
+        .scalars()
+        .all()
+    )
+    facts = case_facts(session, list(cases), as_of)
+    return [f for f in facts if f.resolved_at is not None and f.resolved_at >= period.start]
+
+
+def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[CaseFacts]:
+    """What each case looked like at `end`."""
+    ids = [c.id for c in cases if c.id is not None]
+    resolved_at = _resolved_as_of(session, ids, end)
+    posts = _posts_of(session, ids)
+    facts = []
+    for case in cases:
+        assert case.id is not None
+        case_posts = posts.get(case.id, [])
+        resolved = resolved_at.get(case.id)
+        first_response = _before(case.first_response_at, end)
+        if first_response is None or (resolved is not None and resolved < first_response):
+            first_response = resolved
+        acknowledged = _before(case.acknowledged_at, end)
+        fact = CaseFacts(
+            case_id=case.id,
+            grade=case.severity,
+            opened_at=case.opened_at,
+            state="resolved" if resolved else ("acknowledged" if acknowledged else "open"),
+            source=case.source,
+            sources=sorted({p.source for p, _ in case_posts}) or [case.source],
+            categories=sorted({c for _, v in case_posts for c in v.categories}) or ["other"],
+            posts=len(case_posts),
+            title=mask_pii(case.title),
+            acknowledged_at=acknowledged,
+            first_response_at=first_response,
+            resolved_at=resolved,
+            ack_due=case.ack_due,
+            response_due=case.response_due,
+            resolve_due=case.resolve_due,
+            satisfaction=case.satisfaction if resolved else None,
+            resolution_note=(
+                mask_pii(case.resolution_note) if resolved and case.resolution_note else None
+            ),
+        )
+        fact.breaches = _breaches(fact, end)
+        facts.append(fact)
+    return facts
+
+
+def _before(value: datetime | None, end: datetime) -> datetime | None:
+    return value if value is not None and value < end else None
+
+
+def _resolved_as_of(session: Session, case_ids: list[int], end: datetime) -> dict[int, datetime]:
+    """The resolution standing at `end`: the last resolved event not followed by a reopen."""
+    events = session.execute(
+        select(col(CaseEventRow.case_id), col(CaseEventRow.kind), col(CaseEventRow.at))
+        .where(
+            col(CaseEventRow.case_id).in_(case_ids),
+            col(CaseEventRow.kind).in_(["resolved", "reopened"]),
+            col(CaseEventRow.at) < end,
+        )
+        .order_by(col(CaseEventRow.at), col(CaseEventRow.id))
+    ).all()
+    standing: dict[int, datetime] = {}
+    for case_id, kind, at in events:
+        if kind == "resolved":
+            standing[case_id] = at
+        else:
+            standing.pop(case_id, None)
+    return standing
+
+
+def _latest_verdicts() -> Any:
+    """A filter keeping each post's newest verdict (an edit is graded again)."""
+    newer = aliased(VerdictRow)
+    return ~(
+        select(col(newer.id))
+        .where(col(newer.post_id) == col(VerdictRow.post_id), col(newer.id) > col(VerdictRow.id))
+        .exists()
+    )
+
+
+def _posts_of(session: Session, case_ids: list[int]) -> dict[int, list[tuple[PostRow, VerdictRow]]]:
+    rows = session.execute(
+        select(PostRow, VerdictRow)
+        .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
+        .where(col(PostRow.case_id).in_(case_ids), _latest_verdicts())
+        .order_by(col(PostRow.id))
+    ).all()
+    out: dict[int, list[tuple[PostRow, VerdictRow]]] = defaultdict(list)
+    for post, verdict in rows:
+        assert post.case_id is not None
+        out[post.case_id].append((post, verdict))
+    return out
+
+
+def _breaches(fact: CaseFacts, end: datetime) -> list[str]:
+    """Deadlines missed by `end`: met late, or not met and already past."""
+    missed = []
+    for name, due, done in (
+        ("确认", fact.ack_due, fact.acknowledged_at or fact.resolved_at),
+        ("首次回应", fact.response_due, fact.first_response_at),
+        ("解决", fact.resolve_due, fact.resolved_at),
+    ):
+        if due is None:
+            continue
+        if (done is not None and done > due) or (done is None and due < end):
+            missed.append(name)
+    return missed
+
+
+def period_posts(session: Session, period: Period) -> list[tuple[PostRow, VerdictRow]]:
+    """Posts published in the period, each with its latest verdict."""
+    rows = session.execute(
+        select(PostRow, VerdictRow)
+        .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
+        .where(
+            col(PostRow.published_at) >= period.start,
+            col(PostRow.published_at) < period.end,
+            _latest_verdicts(),
+        )
+        .order_by(col(PostRow.published_at))
+    ).all()
+    return [(p, v) for p, v in rows]
+
+
+def source_runs(session: Session, period: Period) -> list[SourceRunRow]:
+    """Collection runs started in the period."""
+    rows = session.execute(
+        select(SourceRunRow)
+        .where(
+            col(SourceRunRow.started_at) >= period.start,
+            col(SourceRunRow.started_at) < period.end,
+        )
+        .order_by(col(SourceRunRow.started_at))
+    ).scalars()
+    return list(rows.all())
+
+
+# --- the figures ----------------------------------------------------------------------
+
+
+def compute(engine: Engine, settings: Settings, period: Period, now: datetime) -> dict[str, Any]:
+    """All figures; a period not over yet is reported as it stands `now`."""
+    as_of = min(period.end, now)
+    with Session(engine) as session:
+        cases = cohort(session, period, as_of)
+        resolved_now = resolved_in_period(session, period, as_of)
+        posts = period_posts(session, period)
+        runs = source_runs(session, period)
+    return {
+        "period": {
+            "key": period.key,
+            "label": period.label,
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "timezone": "Asia/Shanghai",
+        },
+        "summary": summary(cases, resolved_now, posts),
+        "by_grade": dict(Counter(c.grade for c in cases)),
+        "by_category": dict(Counter(cat for c in cases for cat in c.categories).most_common()),
+        "by_source": dict(Counter(c.source for c in cases).most_common()),
+        "sla": sla_by_grade(cases),
+        "response_time": durations(
+            [c.first_response_at - c.opened_at for c in cases if c.first_response_at]
+        ),
+        "resolution_time": durations([c.resolved_at - c.opened_at for c in cases if c.resolved_at]),
+        "satisfaction": satisfaction(resolved_now),
+        "ratings": ratings(posts),
+        "daily": daily(period, posts),
+        "top_causes": top_causes(cases, posts),
+        "actions": [
+            {"case_id": c.case_id, "grade": c.grade, "note": c.resolution_note}
+            for c in resolved_now
+            if c.resolution_note
+        ],
+        "source_health": source_health(settings, period, runs, as_of),
+        "cases": cases,
+    }
+
+
+def summary(
+    cases: list[CaseFacts], resolved_now: list[CaseFacts], posts: list[tuple[PostRow, VerdictRow]]
+) -> dict[str, Any]:
+    n = len(cases)
+    rated = [c for c in resolved_now if c.satisfaction is not None]
+    return {
+        "cases": n,
+        "case_posts": sum(c.posts for c in cases),
+        "posts_collected": len(posts),
+        "negative_posts": sum(1 for _, v in posts if v.sentiment == "negative"),
+        "responded": sum(1 for c in cases if c.first_response_at),
+        "response_rate": rate(sum(1 for c in cases if c.first_response_at), n),
+        "resolved": sum(1 for c in cases if c.resolved),
+        "handling_rate": rate(sum(1 for c in cases if c.resolved), n),
+        "on_time_rate": rate(sum(1 for c in cases if c.on_time), n),
+        "fifteen_day_rate": rate(sum(1 for c in cases if c.within_15_days), n),
+        "resolved_in_period": len(resolved_now),
+        "rated": len(rated),
+        "satisfaction_rate": rate(
+            sum(1 for c in rated if (c.satisfaction or 0) >= SATISFIED_AT_LEAST), len(rated)
+        ),
+    }
+
+
+def sla_by_grade(cases: list[CaseFacts]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for grade in GRADES:
+        of_grade = [c for c in cases if c.grade == grade]
+        met = [c for c in of_grade if not c.breaches]
+        out[grade] = {
+            "cases": len(of_grade),
+            "met": len(met),
+            "rate": rate(len(met), len(of_grade)),
+            "breaches": [
+                {"case_id": c.case_id, "missed": c.breaches} for c in of_grade if c.breaches
+            ],
+        }
+    return out
+
+
+def satisfaction(resolved_now: list[CaseFacts]) -> dict[str, Any]:
+    def block(cases: list[CaseFacts]) -> dict[str, Any]:
+        rated = [c for c in cases if c.satisfaction is not None]
+        good = sum(1 for c in rated if (c.satisfaction or 0) >= SATISFIED_AT_LEAST)
+        return {"rated": len(rated), "satisfied": good, "rate": rate(good, len(rated))}
+
+    by_source: dict[str, list[CaseFacts]] = defaultdict(list)
+    for c in resolved_now:
+        by_source[c.source].append(c)
+    return {
+        "all": block(resolved_now),
+        "by_source": {k: block(v) for k, v in sorted(by_source.items())},
+    }
+
+
+def ratings(posts: list[tuple[PostRow, VerdictRow]]) -> dict[str, Any]:
+    def block(rows: list[PostRow]) -> dict[str, Any]:
+        stars = [p.rating for p in rows if p.rating is not None]
+        return {
+            "count": len(stars),
+            "average": round(statistics.fmean(stars), 2) if stars else None,
+            "share_4_5": rate(sum(1 for s in stars if s >= 4), len(stars)),
+        }
+
+    rated = [p for p, _ in posts if p.rating is not None]
+    by_source: dict[str, list[PostRow]] = defaultdict(list)
+    by_version: dict[str, list[PostRow]] = defaultdict(list)
+    for p in rated:
+        by_source[p.source].append(p)
+        by_version[p.app_version or "—"].append(p)
+    return {
+        "all": block(rated),
+        "by_source": {k: block(v) for k, v in sorted(by_source.items())},
+        "by_app_version": {k: block(v) for k, v in sorted(by_version.items())},
+    }
+
+
+def daily(period: Period, posts: list[tuple[PostRow, VerdictRow]]) -> list[dict[str, Any]]:
+    per_day: dict[str, list[VerdictRow]] = {d.isoformat(): [] for d in period.days}
+    stars: dict[str, list[int]] = defaultdict(list)
+    for post, verdict in posts:
+        day = post.published_at.astimezone(SHANGHAI).date().isoformat()
+        per_day.setdefault(day, []).append(verdict)
+        if post.rating is not None:
+            stars[day].append(post.rating)
+    return [
+        {
+            "day": day,
+            "posts": len(vs),
+            "negative_share": rate(sum(1 for v in vs if v.sentiment == "negative"), len(vs)),
+            "average_rating": round(statistics.fmean(stars[day]), 2) if stars[day] else None,
+        }
+        for day, vs in sorted(per_day.items())
+    ]
+
+
+def top_causes(
+    cases: list[CaseFacts], posts: list[tuple[PostRow, VerdictRow]], limit: int = 5
+) -> list[dict[str, Any]]:
+    counts = Counter(cat for c in cases for cat in c.categories)
+    by_case = {c.case_id for c in cases}
+    out = []
+    for category, count in counts.most_common(limit):
+        examples = [
+            mask_pii(p.title + "：" + p.body if p.title else p.body)[:120]
+            for p, v in posts
+            if p.case_id in by_case and category in v.categories
+        ][:2]
+        out.append({"category": category, "cases": count, "examples": examples})
+    return out
+
+
+def source_health(
+    settings: Settings, period: Period, runs: list[SourceRunRow], as_of: datetime
+) -> list[dict[str, Any]]:
+    """Per source: runs, failures, and the longest stretch without a successful run."""
+    out = []
+    for source in settings.app.sources:
+        mine = [r for r in runs if r.source == source.name]
+        ok_times = [period.start] + [r.started_at for r in mine if r.status == "ok"] + [as_of]
+        longest = max(
+            (b - a for a, b in itertools.pairwise(ok_times)),
+            default=as_of - period.start,
+        )
+        allowed = timedelta(minutes=source.interval_minutes * 2)
+        out.append(
+            {
+                "source": source.name,
+                "runs": len(mine),
+                "ok": sum(1 for r in mine if r.status == "ok"),
+                "failed": sum(1 for r in mine if r.status in ("failed", "partial")),
+                "items": sum(r.fetched for r in mine),
+                "longest_gap_h": round(longest.total_seconds() / 3600, 1),
+                "gap": longest > allowed,
+            }
+        )
+    return out
+
+
+def jsonable(figures: dict[str, Any], public: bool = False) -> dict[str, Any]:
+    """The figures as JSON; the public version keeps aggregates only."""
+    out = {k: v for k, v in figures.items() if k != "cases"}
+    if public:
+        for key in ("top_causes", "actions"):
+            out.pop(key, None)
+        out["sla"] = {
+            g: {k: v for k, v in s.items() if k != "breaches"} for g, s in out["sla"].items()
+        }
+    else:
+        out["cases"] = [_case_json(c) for c in figures["cases"]]
+    return out
+
+
+def _case_json(c: CaseFacts) -> dict[str, Any]:
+    row = asdict(c)
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            row[key] = value.astimezone(SHANGHAI).isoformat()
+    row.update(resolved=c.resolved, on_time=c.on_time, within_15_days=c.within_15_days)
+    return row

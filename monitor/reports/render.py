@@ -1,0 +1,168 @@
+"""Writing a report: HTML (self-contained, charts inline), PDF, the case list CSV, figures JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from monitor.alerting.blocks import CATEGORY_LABELS
+from monitor.reports import charts
+from monitor.reports.figures import jsonable
+from monitor.reports.period import SHANGHAI
+
+KPIS = (
+    ("cases", "投诉工单", "count"),
+    ("handling_rate", "办结率", "rate"),
+    ("on_time_rate", "按时办结率", "rate"),
+    ("fifteen_day_rate", "15日办结率", "rate"),
+    ("response_rate", "响应率", "rate"),
+    ("satisfaction_rate", "满意度", "rate"),
+)
+CSV_FIELDS = (
+    "case_id",
+    "grade",
+    "opened_at",
+    "state",
+    "source",
+    "sources",
+    "categories",
+    "posts",
+    "title",
+    "acknowledged_at",
+    "first_response_at",
+    "resolved_at",
+    "resolved",
+    "on_time",
+    "within_15_days",
+    "satisfaction",
+    "breaches",
+)
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def num(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def change(now: float | int | None, before: float | int | None, kind: str) -> str:
+    if now is None or before is None:
+        return "—"
+    if kind == "rate":
+        return f"{(now - before) * 100:+.1f} 个百分点"
+    if before == 0:
+        return f"{now - before:+d}" if isinstance(now, int) and isinstance(before, int) else "—"
+    return f"{now - before:+g}（{(now - before) / before * 100:+.0f}%）"
+
+
+@dataclass(frozen=True)
+class Written:
+    html: Path
+    pdf: Path
+    figures: Path
+    csv: Path | None
+
+
+def kpis(current: dict[str, Any], previous: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for key, label, kind in KPIS:
+        value = current["summary"][key]
+        shown = pct(value) if kind == "rate" else str(value)
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "value": shown,
+                "change": change(value, previous["summary"][key], kind),
+            }
+        )
+    return out
+
+
+def write_report(
+    out_dir: Path,
+    current: dict[str, Any],
+    previous: dict[str, Any],
+    *,
+    public: bool,
+    generated: datetime,
+) -> Written:
+    from weasyprint import HTML  # heavy import, only when writing PDFs
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "report-public" if public else "report"
+    data = jsonable(current, public=public)
+    data["previous"] = {"key": previous["period"]["key"], "summary": previous["summary"]}
+    figures_path = out_dir / ("figures-public.json" if public else "figures.json")
+    figures_path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    env = Environment(
+        loader=PackageLoader("monitor.reports", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    period = dict(current["period"])
+    period["start_local"] = (
+        datetime.fromisoformat(period["start"]).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    )
+    period["end_local"] = (
+        datetime.fromisoformat(period["end"]).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    )
+    summary = current["summary"]
+    html = env.get_template("report.html.j2").render(
+        f={**current, "period": period},
+        public=public,
+        empty=summary["cases"] == 0 and summary["posts_collected"] == 0,
+        kpis=kpis(current, previous),
+        charts={
+            "daily": charts.daily_chart(current["daily"]),
+            "category": charts.bar_chart(
+                "投诉分类",
+                {CATEGORY_LABELS.get(k, k): v for k, v in current["by_category"].items()},
+            ),
+            "rating": charts.rating_chart(current["daily"]),
+        },
+        font=charts.cjk_font(),
+        generated=generated.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+        pct=pct,
+        num=num,
+        cat=lambda c: CATEGORY_LABELS.get(c, c),
+    )
+    html_path = out_dir / f"{stem}.html"
+    html_path.write_text(html, encoding="utf-8")
+    pdf_path = out_dir / f"{stem}.pdf"
+    HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path)
+
+    csv_path = None
+    if not public:
+        csv_path = out_dir / "cases.csv"
+        with csv_path.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel reads UTF-8
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for row in data["cases"]:
+                writer.writerow(
+                    {k: (";".join(v) if isinstance(v, list) else v) for k, v in row.items()}
+                )
+    return Written(html_path, pdf_path, figures_path, csv_path)
+
+
+def slack_summary(current: dict[str, Any], previous: dict[str, Any], public: bool) -> str:
+    s = current["summary"]
+    lines = [
+        f"*消费者权益保护报告 · {current['period']['label']}*" + ("（公开版）" if public else "")
+    ]
+    for k in kpis(current, previous):
+        lines.append(f"• {k['label']}：{k['value']}（环比 {k['change']}）")
+    gaps = [h["source"] for h in current["source_health"] if h["gap"]]
+    if gaps:
+        lines.append(f"⚠️ 数据缺口：{', '.join(gaps)}，相关数字可能偏低")
+    if s["cases"] == 0:
+        lines.append("本期无投诉工单。")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""`koubei report`: compute, write, and (optionally) post a period's report to Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from monitor.alerting.alerts import enqueue_alert
+from monitor.config import Settings
+from monitor.domain import AlertKind, Severity
+from monitor.reports.figures import compute
+from monitor.reports.period import Period
+from monitor.reports.render import Written, slack_summary, write_report
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    period: Period
+    written: Written
+    summary: str
+    empty: bool
+
+
+def make_report(
+    engine: Engine,
+    settings: Settings,
+    period: Period,
+    now: datetime,
+    *,
+    public: bool = False,
+    out_root: Path | None = None,
+) -> ReportResult:
+    current = compute(engine, settings, period, now)
+    previous = compute(engine, settings, period.previous(), now)
+    out_dir = (out_root or Path(settings.app.reports.out_dir)) / period.key
+    written = write_report(out_dir, current, previous, public=public, generated=now)
+    s = current["summary"]
+    return ReportResult(
+        period,
+        written,
+        slack_summary(current, previous, public),
+        empty=s["cases"] == 0 and s["posts_collected"] == 0,
+    )
+
+
+def queue_report_post(
+    engine: Engine, settings: Settings, result: ReportResult, now: datetime
+) -> bool:
+    """Queue the summary with the PDF attached for the executives' channel (once per file)."""
+    pdf = result.written.pdf
+    with Session(engine) as session, session.begin():
+        alert = enqueue_alert(
+            session,
+            settings,
+            kind=AlertKind.DIGEST,
+            severity=Severity.P4,
+            dedup_key=f"report:{result.period.key}:{pdf.name}",
+            case_id=None,
+            now=now,
+            channel_key=settings.app.reports.channel,
+            method="file",
+            build=lambda _alert_id: {"text": result.summary, "file": str(pdf.resolve())},
+        )
+    return alert is not None
