@@ -230,6 +230,12 @@ def test_every_figure_matches_the_hand_worked_values(
     assert s["on_time_rate"] == round(3 / 7, 4) and s["fifteen_day_rate"] == round(3 / 7, 4)
     assert s["resolved_in_period"] == 4  # A B E, and F opened in October
     assert (s["rated"], s["satisfaction_rate"]) == (4, 0.75)
+    # Posts are numbered as built; odd ones are on app 5.2.0: A (post 1, 5 stars) and
+    # E (post 5, 4 stars); B (2 stars) and F (5 stars) are on 5.3.0.
+    assert f["satisfaction"]["by_app_version"] == {
+        "5.2.0": {"rated": 2, "satisfied": 2, "rate": 1.0},
+        "5.3.0": {"rated": 2, "satisfied": 1, "rate": 0.5},
+    }
     assert f["by_grade"] == {"P1": 2, "P2": 3, "P3": 2}
     assert f["by_source"] == {"appstore-cn": 6, "heimao": 1}
     assert f["by_category"] == {

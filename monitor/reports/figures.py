@@ -66,6 +66,7 @@ class CaseFacts:
     sources: list[str]
     categories: list[str]
     posts: int
+    app_version: str
     title: str
     acknowledged_at: datetime | None
     first_response_at: datetime | None
@@ -186,6 +187,7 @@ def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[Ca
             sources=sorted({p.source for p, _ in case_posts}) or [case.source],
             categories=sorted({c for _, v in case_posts for c in v.categories}) or ["other"],
             posts=len(case_posts),
+            app_version=next((p.app_version for p, _ in case_posts if p.app_version), "—"),
             title=mask_pii(case.title),
             acknowledged_at=acknowledged,
             first_response_at=first_response,
@@ -385,9 +387,13 @@ def satisfaction(resolved_now: list[CaseFacts]) -> dict[str, Any]:
     by_source: dict[str, list[CaseFacts]] = defaultdict(list)
     for c in resolved_now:
         by_source[c.source].append(c)
+    by_version: dict[str, list[CaseFacts]] = defaultdict(list)
+    for c in resolved_now:
+        by_version[c.app_version].append(c)
     return {
         "all": block(resolved_now),
         "by_source": {k: block(v) for k, v in sorted(by_source.items())},
+        "by_app_version": {k: block(v) for k, v in sorted(by_version.items())},
     }
 
 
