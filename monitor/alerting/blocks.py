@@ -162,11 +162,9 @@ def case_message(
     if actions:
         blocks.append(actions)
     fallback = f"[{grade.label}] 工单 #{case.id} {headline}: {safe(post.title or post.body, 80)}"
-    return {
-        "text": fallback,
-        "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
-        "metadata": message_metadata(alert_id, case.id, case.severity),
-    }
+    return coloured(
+        fallback, grade.colour, blocks, message_metadata(alert_id, case.id, case.severity)
+    )
 
 
 def thread_reply(
@@ -197,10 +195,17 @@ def _button(text: str, action_id: str, value: str, style: str | None) -> dict[st
 def plain_message(alert_id: int, severity: str, text: str, colour: str) -> dict[str, Any]:
     """A message that belongs to no case (surge, dead-man)."""
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return coloured(text, colour, blocks, message_metadata(alert_id, None, severity))
+
+
+def coloured(
+    fallback: str, colour: str, blocks: list[dict[str, Any]], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """chat.postMessage arguments: Block Kit inside an attachment, for the grade's colour bar."""
     return {
-        "text": text,
-        "attachments": [{"color": colour, "fallback": text, "blocks": blocks}],
-        "metadata": message_metadata(alert_id, None, severity),
+        "text": fallback,
+        "attachments": [{"color": colour, "fallback": fallback, "blocks": blocks[:50]}],
+        "metadata": metadata,
     }
 
 
@@ -236,8 +241,4 @@ def digest_message(
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
     ]
     fallback = f"[{grade.label}] 每日摘要 {period}: {len(items)} 条"
-    return {
-        "text": fallback,
-        "attachments": [{"color": grade.colour, "fallback": fallback, "blocks": blocks}],
-        "metadata": message_metadata(alert_id, None, "P4"),
-    }
+    return coloured(fallback, grade.colour, blocks, message_metadata(alert_id, None, "P4"))

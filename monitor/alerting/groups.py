@@ -11,7 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from monitor.alerting.blocks import case_actions, escape_mrkdwn, message_metadata, safe, status_line
+from monitor.alerting.blocks import (
+    case_actions,
+    coloured,
+    escape_mrkdwn,
+    message_metadata,
+    safe,
+    status_line,
+)
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Severity
 from monitor.store.tables import AlertRow, CaseRow, DeliveryRow
@@ -136,8 +143,4 @@ def render_group(session: Session, group: AlertRow) -> dict[str, Any]:
         if actions:
             blocks.append(actions)
     fallback = f"[{label}] {len(children)} 个投诉"
-    return {
-        "text": fallback,
-        "attachments": [{"color": colour, "fallback": fallback, "blocks": blocks[:50]}],
-        "metadata": message_metadata(group.id or 0, None, Severity.P3.value),
-    }
+    return coloured(fallback, colour, blocks, message_metadata(group.id or 0, None, "P3"))
