@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import httpx
@@ -233,3 +233,42 @@ def test_healthz_follows_the_heartbeat(web: str, svc: Services, clock: FakeClock
     assert ok.status_code == 200 and ok.json()["ok"] is True
     clock.advance(timedelta(minutes=5))
     assert httpx.get(f"{web}/healthz").status_code == 503
+
+
+class RecordingSocketClient:
+    """Stands in for the WebSocket side: records the acknowledgements sent back."""
+
+    def __init__(self) -> None:
+        self.responses: list[Any] = []
+
+    def send_socket_mode_response(self, response: Any) -> None:
+        self.responses.append(response)
+
+
+def test_socket_mode_runs_the_same_actions(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    from slack_sdk.socket_mode.client import BaseSocketModeClient
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    from monitor.web.socket_mode import make_listener
+
+    case_id, _ = open_case(svc, appstore, slack)
+    interactions = Interactions(svc.engine, svc.settings, svc.clock, None)
+    listener = make_listener(interactions)
+    client = RecordingSocketClient()
+    socket = cast(BaseSocketModeClient, client)
+    payload = json.loads(urlencode_payload_to_json(click(case_id, "koubei_ack")))
+    listener(socket, SocketModeRequest(type="interactive", envelope_id="e1", payload=payload))
+    command = {"text": "status", "user_id": "U0CAROL001"}
+    listener(socket, SocketModeRequest(type="slash_commands", envelope_id="e2", payload=command))
+    assert [r.envelope_id for r in client.responses] == ["e1", "e2"]
+    assert "已确认工单" in client.responses[0].payload["text"]
+    assert "acknowledged" in client.responses[1].payload["text"]
+    assert state_and_events(svc)[0] == "acknowledged"
+
+
+def urlencode_payload_to_json(body: bytes) -> str:
+    from urllib.parse import parse_qs
+
+    return parse_qs(body.decode())["payload"][0]
