@@ -85,6 +85,40 @@ def collect(
 
 
 @app.command()
+def sources(config: ConfigOpt = None) -> None:
+    """Each source's health: last success, failures in a row, items against its baseline."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.app import open_store
+    from monitor.health import table
+
+    settings = _settings(config)
+    tz = ZoneInfo(settings.app.timezone)
+    rows = table(open_store(settings), settings)
+    typer.echo(
+        f"{'source':<18} {'kind':<10} {'last success':<17} {'fails':>5} {'items':>6} "
+        f"{'usual':>6}  status"
+    )
+    for h in rows:
+        last = (
+            h.last_success_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            if h.last_success_at
+            else "never"
+        )
+        items = "-" if h.last_items is None else str(h.last_items)
+        usual = "-" if h.baseline is None else f"{h.baseline:.0f}"
+        status = (
+            f"BLIND: {h.reason}"
+            if h.blind
+            else ("ok" if not h.last_error else f"error: {h.last_error}")
+        )
+        typer.echo(
+            f"{h.source:<18} {h.kind:<10} {last:<17} {h.consecutive_failures:>5} "
+            f"{items:>6} {usual:>6}  {status[:120]}"
+        )
+
+
+@app.command()
 def deliver(config: ConfigOpt = None) -> None:
     """Send what is due in the outbox now (Slack, or the console without a token)."""
     from monitor.alerting.outbox import drain_outbox

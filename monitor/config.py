@@ -196,6 +196,11 @@ class Watchdog(Strict):
     ops_channel: str = "ops"
 
 
+class SourceHealth(Strict):
+    failures_in_a_row: int = Field(default=3, ge=1)
+    baseline_runs: int = Field(default=10, ge=1)
+
+
 class Policy(Strict):
     grades: dict[Literal["P1", "P2", "P3", "P4"], GradePolicy]
     roles: dict[str, Role] = Field(default_factory=dict)
@@ -205,6 +210,7 @@ class Policy(Strict):
     grouping: Grouping = Grouping()
     surge: Surge = Surge()
     watchdog: Watchdog = Watchdog()
+    source_health: SourceHealth = SourceHealth()
     raise_one_step: RaisePolicy = RaisePolicy()
     case_join_window_hours: float = Field(default=72, gt=0)
     regulatory_decision_days: int = Field(default=15, gt=0)

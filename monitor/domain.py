@@ -66,6 +66,7 @@ class AlertKind(StrEnum):
     BREACH = "breach"
     SURGE = "surge"
     DEADMAN = "deadman"
+    SOURCE_HEALTH = "source_health"
 
 
 class DeliveryStatus(StrEnum):

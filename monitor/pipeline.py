@@ -29,7 +29,8 @@ from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
 from monitor.config import Settings, SourceConfig
 from monitor.domain import AlertKind, Post, RawPost, Severity
-from monitor.errors import KoubeiError
+from monitor.errors import KoubeiError, SourceBlocked
+from monitor.health import evaluate
 from monitor.normalize import normalize
 from monitor.store.posts import Change, upsert_post
 from monitor.store.sql import lock_source_state
@@ -62,6 +63,8 @@ class RunResult:
     cases_opened: int = 0
     alerts: int = 0
     error: str | None = None
+    blocked: bool = False
+    health: str | None = None  # the health alert this run raised, if any
     by_severity: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -76,7 +79,7 @@ def fetch_posts(
     *,
     is_known: Callable[[str], bool] = lambda _id: False,
     stop_at_known: bool = False,
-) -> tuple[list[Post], str | None]:
+) -> tuple[list[Post], KoubeiError | None]:
     """Fetch and normalise, newest first; the error (if any) comes back with what was read."""
     collector = collector_class(source.kind)(source, is_known=is_known, stop_at_known=stop_at_known)
     raw: list[RawPost] = []
@@ -85,7 +88,7 @@ def fetch_posts(
         for item in collector.fetch(http):
             raw.append(item)
     except KoubeiError as exc:
-        error = str(exc)
+        error = exc
     now = clock.now()
     return [normalize(r, now) for r in raw], error
 
@@ -117,7 +120,7 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         session.flush()
         run_id = run.id
 
-    posts, result.error = fetch_posts(
+    posts, error = fetch_posts(
         svc.http,
         svc.clock,
         source,
@@ -125,6 +128,8 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         stop_at_known=stop_at_known,
     )
     result.fetched = len(posts)
+    result.error = str(error) if error else None
+    result.blocked = isinstance(error, SourceBlocked)
     # Oldest first, one transaction per post: an interrupted run leaves a stored
     # suffix of the feed, and the next run (paging back fully) fills the rest.
     seen: set[str] = set()
@@ -140,7 +145,11 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         run = session.get_one(SourceRunRow, run_id)
         run.finished_at = finished
         run.fetched, run.new, run.updated = result.fetched, result.new, result.edited
-        run.status = "ok" if result.ok else ("partial" if posts else "failed")
+        run.status = (
+            "ok"
+            if result.ok
+            else ("blocked" if result.blocked else ("partial" if posts else "failed"))
+        )
         run.error = result.error
         state.last_run_at = finished
         state.last_run_complete = result.ok
@@ -151,6 +160,9 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         else:
             state.consecutive_failures += 1
             state.last_error = result.error
+        result.health = evaluate(
+            session, svc.settings, state, run, blocked=result.blocked, now=finished
+        )
     if result.error:
         log.error("%s", result.error)
     return result

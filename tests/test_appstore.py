@@ -9,7 +9,7 @@ import yaml
 
 from monitor.clock import FakeClock
 from monitor.collectors.http import HttpClient
-from monitor.errors import FetchError
+from monitor.errors import FetchError, ParseError
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.server import FakeServer, Request, Response
 from monitor.pipeline import Services, fetch_posts, run_source
@@ -159,7 +159,7 @@ def test_retry_after_beyond_the_cap_is_not_waited_for(
     appstore.quirks.statuses[1] = [429]
     appstore.quirks.retry_after = "86400"
     posts, error = fetch_posts(svc.http, svc.clock, svc.settings.app.sources[0])
-    assert posts == [] and error is not None and "max_retry_after_s" in error
+    assert posts == [] and error is not None and "max_retry_after_s" in str(error)
     assert sleeps.calls == []
 
 
@@ -169,7 +169,8 @@ def test_malformed_json_is_a_parse_error_naming_source_and_url(svc: Services) ->
         posts, error = fetch_posts(svc.http, svc.clock, source)
     assert posts == []
     assert error is not None
-    assert "appstore-cn" in error and server.url in error and "not JSON" in error
+    assert isinstance(error, ParseError)
+    assert "appstore-cn" in str(error) and server.url in str(error) and "not JSON" in str(error)
 
 
 def test_every_request_names_us_and_uses_the_documented_url(

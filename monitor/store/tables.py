@@ -158,6 +158,14 @@ class SourceStateRow(SQLModel, table=True):
     last_error: str | None = None
     # False after a run that stopped part-way: the next run pages back fully.
     last_run_complete: bool = False
+    # Source health: a blind source (failing, blocked or suddenly empty) alerts once.
+    blind: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    blind_reason: str | None = None
+    blind_since: datetime | None = _ts(nullable=True)
+    # Collector memory kept between runs (ETags, Last-Modified, backfill position).
+    memory: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
 
 
 class SourceRunRow(SQLModel, table=True):
