@@ -90,6 +90,21 @@ class RawPost:
     published_at: datetime | None
     votes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    platform: PlatformState | None = None
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """What a complaint platform says about a complaint's handling (黑猫, 聚投诉)."""
+
+    status: str  # the platform's word: 处理中, 已回复, 已完成, 已关闭 ...
+    final: bool  # nothing will change any more: stop polling
+    resolved: bool  # the platform says it was resolved (已完成)
+    appeal: str | None = None  # 诉求
+    amount: float | None = None  # 涉诉金额, yuan
+    replied_at: datetime | None = None  # the company's first reply
+    completed_at: datetime | None = None
+    satisfaction: int | None = None  # the user's evaluation, 1-5
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,7 @@ class Post:
     published_at: datetime
     votes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    platform: PlatformState | None = None
 
     @property
     def text(self) -> str:

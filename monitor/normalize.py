@@ -52,4 +52,5 @@ def normalize(raw: RawPost, fetched_at: datetime) -> Post:
         published_at=to_utc(raw.published_at, fetched_at),
         votes=max(0, raw.votes),
         extra=dict(raw.extra),
+        platform=raw.platform,
     )

@@ -8,9 +8,9 @@ posts fetched before the failure are kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from monitor.domain import AlertKind, Post, RawPost, Severity
 from monitor.errors import KoubeiError, SourceBlocked
 from monitor.health import evaluate
 from monitor.normalize import normalize
+from monitor.platform import apply_platform
 from monitor.store.posts import Change, upsert_post
 from monitor.store.sql import lock_source_state
 from monitor.store.tables import PostRow, SourceRunRow, VerdictRow
@@ -64,6 +65,7 @@ class RunResult:
     alerts: int = 0
     error: str | None = None
     blocked: bool = False
+    status_changes: int = 0
     health: str | None = None  # the health alert this run raised, if any
     by_severity: dict[str, int] = field(default_factory=dict)
 
@@ -79,9 +81,12 @@ def fetch_posts(
     *,
     is_known: Callable[[str], bool] = lambda _id: False,
     stop_at_known: bool = False,
+    revisit: Sequence[str] = (),
 ) -> tuple[list[Post], KoubeiError | None]:
     """Fetch and normalise, newest first; the error (if any) comes back with what was read."""
-    collector = collector_class(source.kind)(source, is_known=is_known, stop_at_known=stop_at_known)
+    collector = collector_class(source.kind)(
+        source, is_known=is_known, stop_at_known=stop_at_known, revisit=revisit
+    )
     raw: list[RawPost] = []
     error = None
     try:
@@ -91,6 +96,22 @@ def fetch_posts(
         error = exc
     now = clock.now()
     return [normalize(r, now) for r in raw], error
+
+
+REVISIT_DAYS = 60  # complaint platforms settle most complaints well within two months
+
+
+def open_complaints(engine: Engine, source: str, now: datetime) -> list[str]:
+    """Complaints on this source not settled yet: the collector reads them again."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(col(PostRow.external_id), col(PostRow.extra)).where(
+                col(PostRow.source) == source,
+                col(PostRow.platform_status).is_not(None),
+                col(PostRow.published_at) >= now - timedelta(days=REVISIT_DAYS),
+            )
+        ).all()
+    return [ext for ext, extra in rows if not (extra or {}).get("platform", {}).get("final")]
 
 
 def _stored(engine: Engine, source: str) -> Callable[[str], bool]:
@@ -126,6 +147,7 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         source,
         is_known=_stored(svc.engine, source.name),
         stop_at_known=stop_at_known,
+        revisit=open_complaints(svc.engine, source.name, svc.clock.now()),
     )
     result.fetched = len(posts)
     result.error = str(error) if error else None
@@ -172,8 +194,20 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
     """Store, grade, open or join a case and enqueue its alert: one transaction."""
     now = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
-        post_id, change = upsert_post(session, post, now)
+        post_id, change, previous_status = upsert_post(session, post, now)
         if change is Change.UNCHANGED:
+            return
+        if change is Change.STATUS:
+            assert post.platform is not None
+            result.status_changes += 1
+            apply_platform(
+                session,
+                svc.settings,
+                session.get_one(PostRow, post_id),
+                post.platform,
+                previous_status,
+                now,
+            )
             return
         if change is Change.NEW:
             result.new += 1
@@ -182,7 +216,8 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         row = session.get(PostRow, post_id)
         assert row is not None
         session.refresh(row)
-        verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes)
+        amount = post.platform.amount if post.platform else None
+        verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes, amount=amount)
         verdict_row = VerdictRow(
             post_id=post_id,
             content_hash=post.content_hash,
@@ -205,8 +240,12 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
             return
         if outcome.opened:
             result.cases_opened += 1
-        if _announce(svc, session, outcome, row, verdict_row, now):
+        # A complaint first seen already settled on its platform is recorded, not alerted.
+        settled = change is Change.NEW and post.platform is not None and post.platform.final
+        if not settled and _announce(svc, session, outcome, row, verdict_row, now):
             result.alerts += 1
+        if post.platform is not None:
+            apply_platform(session, svc.settings, row, post.platform, previous_status, now)
 
 
 def _announce(

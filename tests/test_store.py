@@ -48,11 +48,11 @@ def test_migrating_twice_is_harmless(engine: Engine) -> None:
 
 def test_upsert_is_idempotent_and_edits_update_in_place(engine: Engine) -> None:
     with Session(engine) as s, s.begin():
-        first_id, first = upsert_post(s, post(), NOW)
+        first_id, first, _ = upsert_post(s, post(), NOW)
     with Session(engine) as s, s.begin():
-        again_id, again = upsert_post(s, post(), NOW + timedelta(minutes=5))
+        again_id, again, _ = upsert_post(s, post(), NOW + timedelta(minutes=5))
     with Session(engine) as s, s.begin():
-        edit_id, edited = upsert_post(
+        edit_id, edited, _ = upsert_post(
             s, post(body="一直闪退，客服也不理"), NOW + timedelta(minutes=9)
         )
     assert (first, again, edited) == (Change.NEW, Change.UNCHANGED, Change.EDITED)

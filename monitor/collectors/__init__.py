@@ -10,7 +10,7 @@ one new module here (imported below) plus its fixtures; nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,6 +46,7 @@ class Collector:
         *,
         is_known: Callable[[str], bool] = lambda _id: False,
         stop_at_known: bool = True,
+        revisit: Sequence[str] = (),
     ) -> None:
         self.source = source
         self.options = self.Options.model_validate(source.options)
@@ -54,6 +55,8 @@ class Collector:
         # after an interrupted one pages through everything it can reach instead.
         self.is_known = is_known
         self.stop_at_known = stop_at_known
+        # Complaints still open on their platform: read them again for status changes.
+        self.revisit = list(revisit)
 
     def fetch(self, client: HttpClient) -> Iterator[RawPost]:
         """Yield the source's posts, newest first, as far back as this run should go."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlmodel import Session, col
@@ -16,11 +17,37 @@ from monitor.store.tables import PostRow
 class Change(StrEnum):
     NEW = "new"
     EDITED = "edited"
+    STATUS = "status"  # same text, new complaint-platform status
     UNCHANGED = "unchanged"
 
 
-def upsert_post(session: Session, post: Post, now: datetime) -> tuple[int, Change]:
-    """Insert the post, or update it in place when its content changed.
+class Upserted(NamedTuple):
+    id: int
+    change: Change
+    previous_status: str | None  # the platform status before this upsert
+
+
+def platform_values(post: Post) -> dict[str, Any]:
+    p = post.platform
+    if p is None:
+        return {"platform_status": None, "appeal": None, "amount": None, "extra": post.extra}
+    state = {
+        "final": p.final,
+        "resolved": p.resolved,
+        "satisfaction": p.satisfaction,
+        "replied_at": p.replied_at.isoformat() if p.replied_at else None,
+        "completed_at": p.completed_at.isoformat() if p.completed_at else None,
+    }
+    return {
+        "platform_status": p.status,
+        "appeal": p.appeal,
+        "amount": p.amount,
+        "extra": {**post.extra, "platform": state},
+    }
+
+
+def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
+    """Insert the post, or update it in place when its content or platform status changed.
 
     INSERT .. ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op in the
     database itself, so two collectors racing on the same page store one row.
@@ -36,11 +63,11 @@ def upsert_post(session: Session, post: Post, now: datetime) -> tuple[int, Chang
         "rating": post.rating,
         "app_version": post.app_version,
         "votes": post.votes,
-        "extra": post.extra,
         "content_hash": post.content_hash,
         "published_at": post.published_at,
         "fetched_at": now,
         "updated_at": now,
+        **platform_values(post),
     }
     table = PostRow.__table__  # type: ignore[attr-defined]
     stmt = (
@@ -51,30 +78,23 @@ def upsert_post(session: Session, post: Post, now: datetime) -> tuple[int, Chang
     )
     new_id = session.execute(stmt).scalar_one_or_none()
     if new_id is not None:
-        return int(new_id), Change.NEW
+        return Upserted(int(new_id), Change.NEW, None)
 
+    existing_id, previous_status, stored_hash = session.execute(
+        select(table.c.id, table.c.platform_status, table.c.content_hash)
+        .where(table.c.source == post.source, table.c.external_id == post.external_id)
+        .with_for_update()
+    ).one()
     changed = {k: v for k, v in values.items() if k not in ("source", "external_id", "fetched_at")}
-    edited_id = session.execute(
-        update(table)
-        .where(
-            table.c.source == post.source,
-            table.c.external_id == post.external_id,
-            table.c.content_hash != post.content_hash,
-        )
-        .values(**changed)
-        .returning(table.c.id)
-    ).scalar_one_or_none()
-    if edited_id is not None:
-        return int(edited_id), Change.EDITED
-
-    existing = session.execute(
-        select(table.c.id).where(
-            table.c.source == post.source, table.c.external_id == post.external_id
-        )
-    ).scalar_one()
+    if stored_hash != post.content_hash:
+        session.execute(update(table).where(table.c.id == existing_id).values(**changed))
+        return Upserted(int(existing_id), Change.EDITED, previous_status)
+    if post.platform is not None and post.platform.status != previous_status:
+        session.execute(update(table).where(table.c.id == existing_id).values(**changed))
+        return Upserted(int(existing_id), Change.STATUS, previous_status)
     # Votes move without an edit; keep them current for the spreading raise.
-    session.execute(update(table).where(table.c.id == existing).values(votes=post.votes))
-    return int(existing), Change.UNCHANGED
+    session.execute(update(table).where(table.c.id == existing_id).values(votes=post.votes))
+    return Upserted(int(existing_id), Change.UNCHANGED, previous_status)
 
 
 def known_ids(session: Session, source: str, external_ids: list[str]) -> set[str]:
