@@ -91,3 +91,4 @@ def validate_source_options(source: SourceConfig) -> list[str]:
 
 # Importing the modules registers their kinds.
 from monitor.collectors import appstore as appstore  # noqa: E402
+from monitor.collectors import heimao as heimao  # noqa: E402
