@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from monitor.classify.neardup import shingles, similarity
 from monitor.config import Policy
 from monitor.domain import CaseState, Severity, Verdict, most_severe
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow
@@ -20,6 +21,7 @@ class CaseOutcome:
     case: CaseRow
     opened: bool  # a new case: announce it
     raised_from: Severity | None  # an existing case got more severe: announce the regrade
+    joined: float | None = None  # similarity, when the post joined a near-duplicate's case
 
 
 def _after(start: datetime, minutes: float | None) -> datetime | None:
@@ -74,16 +76,73 @@ def _joinable_case(
     ).scalar_one_or_none()
 
 
+def nearest_case(
+    session: Session, post: PostRow, policy: Policy, now: datetime
+) -> tuple[CaseRow, float] | None:
+    """The open case holding a near-duplicate of this post (any platform), if close enough.
+
+    MinHash signatures pick the candidates cheaply; the exact shingle Jaccard of
+    the few candidates decides, so estimation noise never merges two customers.
+    """
+    mine = post.extra.get("minhash")
+    if not mine:
+        return None
+    rules = policy.near_duplicates
+    rows = session.execute(
+        select(col(PostRow.id), col(PostRow.case_id), col(PostRow.extra))
+        .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
+        .where(
+            col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+            col(CaseRow.opened_at) >= now - timedelta(days=rules.window_days),
+            col(PostRow.id) != post.id,
+        )
+        .order_by(col(PostRow.id).desc())
+        .limit(5000)
+    ).all()
+    candidates = [
+        (post_id, case_id)
+        for post_id, case_id, extra in rows
+        if case_id is not None
+        and (extra or {}).get("minhash")
+        and similarity(mine, extra["minhash"]) >= rules.threshold - 0.2
+    ]
+    best: tuple[float, int] | None = None
+    text = shingles(_text(post), rules.shingle)
+    for post_id, case_id in candidates[:50]:
+        other = session.get(PostRow, post_id)
+        if other is None:
+            continue
+        theirs = shingles(_text(other), rules.shingle)
+        score = len(text & theirs) / len(text | theirs) if text | theirs else 0.0
+        if score >= rules.threshold and (best is None or score > best[0]):
+            best = (score, case_id)
+    if best is None:
+        return None
+    case = session.get(CaseRow, best[1])
+    return (case, round(best[0], 2)) if case is not None else None
+
+
+def _text(post: PostRow) -> str:
+    return f"{post.title}。{post.body}" if post.title and post.title not in post.body else post.body
+
+
 def attach_to_case(
     session: Session, post: PostRow, verdict: Verdict, policy: Policy, now: datetime
 ) -> CaseOutcome | None:
     """Open, join or regrade the post's case; None when the grade opens no case."""
     assert post.id is not None
     case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
+    joined = None
     if case is None:
-        if not verdict.severity.opens_case:
+        if verdict.severity is Severity.NONE:
             return None
-        case = _joinable_case(session, post, policy, now)
+        found = nearest_case(session, post, policy, now)
+        if found is not None:
+            case, joined = found
+        elif verdict.severity.opens_case:
+            case = _joinable_case(session, post, policy, now)
+        else:
+            return None  # P4: waits for the digest
         if case is None:
             case = CaseRow(
                 severity=verdict.severity.value,
@@ -103,11 +162,19 @@ def attach_to_case(
             return CaseOutcome(case, opened=True, raised_from=None)
         assert case.id is not None
         post.case_id = case.id
-        add_event(session, case.id, "post_added", now, post_id=post.id)
+        add_event(
+            session,
+            case.id,
+            "post_added",
+            now,
+            post_id=post.id,
+            source=post.source,
+            similarity=joined,
+        )
 
     previous = Severity(case.severity)
     if verdict.severity.rank <= previous.rank:
-        return CaseOutcome(case, opened=False, raised_from=None)
+        return CaseOutcome(case, opened=False, raised_from=None, joined=joined)
     case.severity = most_severe(previous, verdict.severity).value
     case.updated_at = now
     apply_deadlines(case, policy)
@@ -115,4 +182,4 @@ def attach_to_case(
     add_event(
         session, case.id, "regraded", now, old=previous.value, new=case.severity, post_id=post.id
     )
-    return CaseOutcome(case, opened=False, raised_from=previous)
+    return CaseOutcome(case, opened=False, raised_from=previous, joined=joined)

@@ -196,6 +196,14 @@ class Watchdog(Strict):
     ops_channel: str = "ops"
 
 
+class NearDuplicates(Strict):
+    """The same complaint on several platforms, reposted or updated, is one case."""
+
+    shingle: int = Field(default=3, ge=2, le=6)
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    window_days: float = Field(default=14, gt=0)
+
+
 class SourceHealth(Strict):
     failures_in_a_row: int = Field(default=3, ge=1)
     baseline_runs: int = Field(default=10, ge=1)
@@ -211,6 +219,7 @@ class Policy(Strict):
     surge: Surge = Surge()
     watchdog: Watchdog = Watchdog()
     source_health: SourceHealth = SourceHealth()
+    near_duplicates: NearDuplicates = NearDuplicates()
     raise_one_step: RaisePolicy = RaisePolicy()
     case_join_window_hours: float = Field(default=72, gt=0)
     regulatory_decision_days: int = Field(default=15, gt=0)

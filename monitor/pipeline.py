@@ -17,13 +17,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import case_message
+from monitor.alerting.alerts import alert_exists, enqueue_alert
+from monitor.alerting.blocks import case_message, escape_mrkdwn
 from monitor.alerting.groups import child_summary, group_for
 from monitor.alerting.render import oncall_notify
 from monitor.alerting.routing import quiet_until
+from monitor.case_actions import announce
 from monitor.cases import CaseOutcome, apply_deadlines, attach_to_case
 from monitor.classify import Grader
+from monitor.classify.neardup import signature
 from monitor.clock import Clock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
@@ -35,7 +37,7 @@ from monitor.normalize import normalize
 from monitor.platform import apply_platform
 from monitor.store.posts import Change, upsert_post
 from monitor.store.sql import lock_source_state
-from monitor.store.tables import PostRow, SourceRunRow, VerdictRow
+from monitor.store.tables import CaseEventRow, CaseRow, PostRow, SourceRunRow, VerdictRow
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +218,8 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         row = session.get(PostRow, post_id)
         assert row is not None
         session.refresh(row)
+        minhash = signature(post.text, svc.settings.policy.near_duplicates.shingle)
+        row.extra = {**row.extra, "minhash": minhash}
         amount = post.platform.amount if post.platform else None
         verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes, amount=amount)
         verdict_row = VerdictRow(
@@ -248,6 +252,31 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
             apply_platform(session, svc.settings, row, post.platform, previous_status, now)
 
 
+def _tell_join(
+    svc: Services, session: Session, case: CaseRow, post: PostRow, score: float, now: datetime
+) -> None:
+    """A near-duplicate joined the case: say where, in the case's thread."""
+    if case.slack_ts is None and not alert_exists(session, f"case:{case.id}:new"):
+        return
+    assert case.id is not None and post.id is not None
+    event = (
+        session.execute(
+            select(CaseEventRow)
+            .where(col(CaseEventRow.case_id) == case.id, col(CaseEventRow.kind) == "post_added")
+            .order_by(col(CaseEventRow.id).desc())
+        )
+        .scalars()
+        .first()
+    )
+    if event is None:
+        return
+    text = (
+        f"📎 同一投诉也出现在 {escape_mrkdwn(post.source)}（相似度 {score:.2f}）："
+        f"<{escape_mrkdwn(post.url)}|原帖>"
+    )
+    announce(session, svc.settings, case, event, text, now)
+
+
 def _announce(
     svc: Services,
     session: Session,
@@ -263,6 +292,8 @@ def _announce(
     channel_key = policy.grade(severity).channel
     group_id = None
     quiet = quiet_until(policy.quiet_hours, severity, now, svc.tz)
+    if outcome.joined is not None:
+        _tell_join(svc, session, case, post, outcome.joined, now)
     if outcome.opened:
         kind, key, headline = AlertKind.NEW_CASE, f"case:{case.id}:new", "新投诉"
         if quiet is not None:
