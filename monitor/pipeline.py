@@ -84,10 +84,11 @@ def fetch_posts(
     is_known: Callable[[str], bool] = lambda _id: False,
     stop_at_known: bool = False,
     revisit: Sequence[str] = (),
+    memory: dict[str, Any] | None = None,
 ) -> tuple[list[Post], KoubeiError | None]:
     """Fetch and normalise, newest first; the error (if any) comes back with what was read."""
     collector = collector_class(source.kind)(
-        source, is_known=is_known, stop_at_known=stop_at_known, revisit=revisit
+        source, is_known=is_known, stop_at_known=stop_at_known, revisit=revisit, memory=memory
     )
     raw: list[RawPost] = []
     error = None
@@ -135,6 +136,7 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
     with Session(svc.engine) as session, session.begin():
         state = lock_source_state(session, source.name)
         stop_at_known = state.last_run_complete
+        memory = dict(state.memory or {})
         # Cleared until this run completes: a run killed part-way makes the next
         # one page back fully instead of stopping at what is already stored.
         state.last_run_complete = False
@@ -150,7 +152,10 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         is_known=_stored(svc.engine, source.name),
         stop_at_known=stop_at_known,
         revisit=open_complaints(svc.engine, source.name, svc.clock.now()),
+        memory=memory,
     )
+    # A 304 (conditional GET) says nothing changed: an empty run that is not a gap.
+    unchanged = bool(memory.pop("unchanged", False))
     result.fetched = len(posts)
     result.error = str(error) if error else None
     result.blocked = isinstance(error, SourceBlocked)
@@ -169,8 +174,9 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         run = session.get_one(SourceRunRow, run_id)
         run.finished_at = finished
         run.fetched, run.new, run.updated = result.fetched, result.new, result.edited
+        state.memory = memory
         run.status = (
-            "ok"
+            ("unchanged" if unchanged else "ok")
             if result.ok
             else ("blocked" if result.blocked else ("partial" if posts else "failed"))
         )

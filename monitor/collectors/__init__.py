@@ -47,6 +47,7 @@ class Collector:
         is_known: Callable[[str], bool] = lambda _id: False,
         stop_at_known: bool = True,
         revisit: Sequence[str] = (),
+        memory: dict[str, Any] | None = None,
     ) -> None:
         self.source = source
         self.options = self.Options.model_validate(source.options)
@@ -57,6 +58,8 @@ class Collector:
         self.stop_at_known = stop_at_known
         # Complaints still open on their platform: read them again for status changes.
         self.revisit = list(revisit)
+        # Kept between runs in source_state.memory (ETags, cursors); the pipeline saves it.
+        self.memory: dict[str, Any] = memory if memory is not None else {}
 
     def fetch(self, client: HttpClient) -> Iterator[RawPost]:
         """Yield the source's posts, newest first, as far back as this run should go."""
@@ -92,3 +95,4 @@ def validate_source_options(source: SourceConfig) -> list[str]:
 # Importing the modules registers their kinds.
 from monitor.collectors import appstore as appstore  # noqa: E402
 from monitor.collectors import heimao as heimao  # noqa: E402
+from monitor.collectors import rss as rss  # noqa: E402

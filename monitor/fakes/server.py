@@ -6,14 +6,14 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class Request:
     def __init__(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         parts = urlsplit(handler.path)
         self.method = handler.command
-        self.path = parts.path
+        self.path = unquote(parts.path)
         self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self.headers = {k.lower(): v for k, v in handler.headers.items()}
         self.body = body

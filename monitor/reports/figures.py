@@ -461,7 +461,8 @@ def source_health(
     out = []
     for source in settings.app.sources:
         mine = [r for r in runs if r.source == source.name]
-        ok_times = [period.start] + [r.started_at for r in mine if r.status == "ok"] + [as_of]
+        good = [r.started_at for r in mine if r.status in ("ok", "unchanged")]
+        ok_times = [period.start, *good, as_of]
         longest = max(
             (b - a for a, b in itertools.pairwise(ok_times)),
             default=as_of - period.start,
@@ -471,7 +472,7 @@ def source_health(
             {
                 "source": source.name,
                 "runs": len(mine),
-                "ok": sum(1 for r in mine if r.status == "ok"),
+                "ok": sum(1 for r in mine if r.status in ("ok", "unchanged")),
                 "failed": sum(1 for r in mine if r.status in ("failed", "partial")),
                 "items": sum(r.fetched for r in mine),
                 "longest_gap_h": round(longest.total_seconds() / 3600, 1),
