@@ -52,8 +52,9 @@ def announce(
     *,
     broadcast: bool = False,
     kind: AlertKind = AlertKind.EVENT,
+    edit: bool = True,
 ) -> None:
-    """Tell the case's thread about an event and edit its message to the new state."""
+    """Tell the case's thread about an event and (unless `edit` is off) edit its message."""
     session.flush()
     assert case.id is not None and event.id is not None
     severity = Severity(case.severity)
@@ -70,6 +71,8 @@ def announce(
         method="reply",
         build=lambda alert_id: thread_reply(alert_id, case, text, broadcast=broadcast),
     )
+    if not edit:
+        return
     tz = ZoneInfo(settings.app.timezone)
     enqueue_alert(
         session,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from monitor.classify.neardup import shingles, similarity
+from monitor.classify.neardup import bands, shingles
 from monitor.config import Policy
 from monitor.domain import CaseState, Severity, Verdict, most_severe
-from monitor.store.tables import CaseEventRow, CaseRow, PostRow
+from monitor.store.tables import CaseEventRow, CaseRow, MinhashBandRow, PostRow
 
 ACTIVE_STATES = (CaseState.OPEN, CaseState.ACKNOWLEDGED, CaseState.REOPENED)
 
@@ -77,42 +77,37 @@ def _joinable_case(
 
 
 def nearest_case(
-    session: Session, post: PostRow, policy: Policy, now: datetime
+    session: Session, post: PostRow, policy: Policy, now: datetime, minhash: list[int] | None
 ) -> tuple[CaseRow, float] | None:
     """The open case holding a near-duplicate of this post (any platform), if close enough.
 
-    MinHash signatures pick the candidates cheaply; the exact shingle Jaccard of
-    the few candidates decides, so estimation noise never merges two customers.
+    LSH bands pick the candidates from an index; the exact shingle Jaccard of the
+    best few decides, so estimation noise never merges two customers' complaints.
     """
-    mine = post.extra.get("minhash")
-    if not mine:
+    if not minhash:
         return None
     rules = policy.near_duplicates
+    shared = func.count(col(MinhashBandRow.id))
     rows = session.execute(
-        select(col(PostRow.id), col(PostRow.case_id), col(PostRow.extra))
+        select(col(PostRow.case_id), col(PostRow.title), col(PostRow.body), shared)
+        .join(MinhashBandRow, col(MinhashBandRow.post_id) == col(PostRow.id))
         .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
         .where(
+            col(MinhashBandRow.band).in_(bands(minhash)),
             col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
             col(CaseRow.opened_at) >= now - timedelta(days=rules.window_days),
             col(PostRow.id) != post.id,
         )
-        .order_by(col(PostRow.id).desc())
-        .limit(5000)
+        .group_by(col(PostRow.id), col(PostRow.case_id), col(PostRow.title), col(PostRow.body))
+        .order_by(shared.desc())
+        .limit(20)
     ).all()
-    candidates = [
-        (post_id, case_id)
-        for post_id, case_id, extra in rows
-        if case_id is not None
-        and (extra or {}).get("minhash")
-        and similarity(mine, extra["minhash"]) >= rules.threshold - 0.2
-    ]
     best: tuple[float, int] | None = None
-    text = shingles(_text(post), rules.shingle)
-    for post_id, case_id in candidates[:50]:
-        other = session.get(PostRow, post_id)
-        if other is None:
+    text = shingles(_text(post.title, post.body), rules.shingle)
+    for case_id, title, body, _ in rows:
+        if case_id is None:
             continue
-        theirs = shingles(_text(other), rules.shingle)
+        theirs = shingles(_text(title, body), rules.shingle)
         score = len(text & theirs) / len(text | theirs) if text | theirs else 0.0
         if score >= rules.threshold and (best is None or score > best[0]):
             best = (score, case_id)
@@ -122,12 +117,17 @@ def nearest_case(
     return (case, round(best[0], 2)) if case is not None else None
 
 
-def _text(post: PostRow) -> str:
-    return f"{post.title}。{post.body}" if post.title and post.title not in post.body else post.body
+def _text(title: str, body: str) -> str:
+    return f"{title}。{body}" if title and title not in body else body
 
 
 def attach_to_case(
-    session: Session, post: PostRow, verdict: Verdict, policy: Policy, now: datetime
+    session: Session,
+    post: PostRow,
+    verdict: Verdict,
+    policy: Policy,
+    now: datetime,
+    minhash: list[int] | None = None,
 ) -> CaseOutcome | None:
     """Open, join or regrade the post's case; None when the grade opens no case."""
     assert post.id is not None
@@ -136,7 +136,7 @@ def attach_to_case(
     if case is None:
         if verdict.severity is Severity.NONE:
             return None
-        found = nearest_case(session, post, policy, now)
+        found = nearest_case(session, post, policy, now, minhash)
         if found is not None:
             case, joined = found
         elif verdict.severity.opens_case:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlmodel import Session, col
 
 from monitor.alerting.alerts import alert_exists, enqueue_alert
@@ -25,7 +25,7 @@ from monitor.alerting.routing import quiet_until
 from monitor.case_actions import announce
 from monitor.cases import CaseOutcome, apply_deadlines, attach_to_case
 from monitor.classify import Grader
-from monitor.classify.neardup import signature
+from monitor.classify.neardup import bands, signature
 from monitor.clock import Clock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
@@ -37,7 +37,14 @@ from monitor.normalize import normalize
 from monitor.platform import apply_platform
 from monitor.store.posts import Change, upsert_post
 from monitor.store.sql import lock_source_state
-from monitor.store.tables import CaseEventRow, CaseRow, PostRow, SourceRunRow, VerdictRow
+from monitor.store.tables import (
+    CaseEventRow,
+    CaseRow,
+    MinhashBandRow,
+    PostRow,
+    SourceRunRow,
+    VerdictRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,14 @@ def fetch_posts(
         error = exc
     now = clock.now()
     return [normalize(r, now) for r in raw], error
+
+
+def store_bands(session: Session, post_id: int, minhash: list[int] | None) -> None:
+    """Index the post's signature for near-duplicate lookups (an edit replaces it)."""
+    session.execute(delete(MinhashBandRow).where(col(MinhashBandRow.post_id) == post_id))
+    if minhash:
+        table = MinhashBandRow.__table__  # type: ignore[attr-defined]
+        session.execute(insert(table), [{"band": k, "post_id": post_id} for k in bands(minhash)])
 
 
 REVISIT_DAYS = 60  # complaint platforms settle most complaints well within two months
@@ -225,7 +240,7 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         assert row is not None
         session.refresh(row)
         minhash = signature(post.text, svc.settings.policy.near_duplicates.shingle)
-        row.extra = {**row.extra, "minhash": minhash}
+        store_bands(session, post_id, minhash)
         amount = post.platform.amount if post.platform else None
         verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes, amount=amount)
         verdict_row = VerdictRow(
@@ -245,7 +260,7 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         result.by_severity[verdict.severity.value] = (
             result.by_severity.get(verdict.severity.value, 0) + 1
         )
-        outcome = attach_to_case(session, row, verdict, svc.settings.policy, now)
+        outcome = attach_to_case(session, row, verdict, svc.settings.policy, now, minhash)
         if outcome is None:
             return
         if outcome.opened:
@@ -280,7 +295,7 @@ def _tell_join(
         f"📎 同一投诉也出现在 {escape_mrkdwn(post.source)}（相似度 {score:.2f}）："
         f"<{escape_mrkdwn(post.url)}|原帖>"
     )
-    announce(session, svc.settings, case, event, text, now)
+    announce(session, svc.settings, case, event, text, now, edit=False)
 
 
 def _announce(

@@ -2,9 +2,9 @@
 
 Character shingles (Chinese has no spaces) hashed into a MinHash signature;
 two signatures agreeing in a fraction f of positions estimate a Jaccard
-similarity of f. Signatures are stored with the post (extra["minhash"]), so a
-new post is compared against the recent open cases' posts without re-reading
-their text.
+similarity of f. Signatures are cut into LSH bands stored in `minhash_bands`, so the
+candidates for a new post come from an index lookup; the exact shingle Jaccard
+of the few candidates then decides.
 """
 
 from __future__ import annotations
@@ -52,3 +52,16 @@ def similarity(a: list[int], b: list[int]) -> float:
     if len(a) != len(b) or not a:
         return 0.0
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+BANDS = 32  # of 4 rows each: a pair at Jaccard 0.7 shares a band with probability 0.9998
+
+
+def bands(sig: list[int]) -> list[str]:
+    """LSH band keys: posts sharing any key are near-duplicate candidates."""
+    rows = len(sig) // BANDS
+    keys = []
+    for b in range(BANDS):
+        chunk = ",".join(str(v) for v in sig[b * rows : (b + 1) * rows])
+        keys.append(hashlib.blake2b(f"{b}:{chunk}".encode(), digest_size=8).hexdigest())
+    return keys

@@ -108,6 +108,8 @@ class CaseEventRow(SQLModel, table=True):
 
 class AlertRow(SQLModel, table=True):
     __tablename__ = "alerts"
+    # The P3 burst check counts recent new-case alerts per channel at every new case.
+    __table_args__ = (Index("ix_alerts_kind_channel_created", "kind", "channel_key", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     # One alert per (case, kind, ...) however often a job runs: the dedup key is unique.
@@ -201,3 +203,14 @@ class SlackRequestRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)
     received_at: datetime = _ts(index=True)
+
+
+class MinhashBandRow(SQLModel, table=True):
+    """Locality-sensitive hashing of post signatures: posts sharing a band are candidates
+    for near-duplicates, found by an index lookup instead of comparing every post."""
+
+    __tablename__ = "minhash_bands"
+
+    id: int | None = Field(default=None, primary_key=True)
+    band: str = Field(max_length=16, index=True)
+    post_id: int = Field(foreign_key="posts.id", index=True)
