@@ -304,6 +304,81 @@ def serve(
     uvicorn.run(web, host=host, port=port, log_level="info")
 
 
+FAULTS = {
+    "appstore-empty": "App Store: page 1 comes back without entries 3 times",
+    "appstore-429": "App Store: HTTP 429 with Retry-After: 2, twice",
+    "appstore-5xx": "App Store: HTTP 503 three times",
+    "heimao-login": "黑猫: a login page instead of JSON",
+    "heimao-block": "黑猫: an empty list with a non-zero item count",
+    "heimao-malformed": "黑猫: JSON cut in half",
+    "heimao-layout": "黑猫: detail pages without h1.article",
+    "heimao-slow": "黑猫: every answer 3 s late",
+    "rss-broken": "RSS: an HTML page instead of a feed",
+}
+
+
+@app.command("fake-sources")
+def fake_sources(
+    fail: Annotated[
+        list[str] | None,
+        typer.Option(help="switch on a failure mode (repeatable): " + ", ".join(FAULTS)),
+    ] = None,
+) -> None:
+    """Serve the demo's App Store, 黑猫 and RSS data locally, in their real formats."""
+    import threading
+
+    from monitor.demo import load_demo_reviews
+    from monitor.demo.sources import heimao_complaints, rss_items
+    from monitor.fakes.appstore import FakeAppStore
+    from monitor.fakes.heimao import FakeHeimao
+    from monitor.fakes.rss import FakeRss
+
+    unknown = [f for f in fail or [] if f not in FAULTS]
+    if unknown:
+        typer.echo(
+            f"error: unknown failure mode {', '.join(unknown)}; known: {', '.join(FAULTS)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    app_id, reviews = load_demo_reviews()
+    appstore = FakeAppStore([r.review for r in reviews], app_id=app_id)
+    heimao = FakeHeimao(complaints=heimao_complaints())
+    rss = FakeRss(rss_items())
+    modes = set(fail or [])
+    if "appstore-empty" in modes:
+        appstore.quirks.empty_pages[1] = 3
+    if "appstore-429" in modes:
+        appstore.quirks.statuses[1], appstore.quirks.retry_after = [429, 429], "2"
+    if "appstore-5xx" in modes:
+        appstore.quirks.statuses[1] = [503, 503, 503]
+    heimao.faults.login_wall = "heimao-login" in modes
+    heimao.faults.risk_block = "heimao-block" in modes
+    heimao.faults.malformed = "heimao-malformed" in modes
+    heimao.faults.changed_layout = "heimao-layout" in modes
+    heimao.faults.delay_s = 3.0 if "heimao-slow" in modes else 0.0
+    rss.broken = "rss-broken" in modes
+    with appstore, heimao, rss:
+        typer.echo("# fake sources are up; add these to koubei.yaml (sources:), Ctrl-C to stop")
+        typer.echo(
+            f"  - {{name: appstore-cn, kind: appstore, base_url: {appstore.url}, "
+            f'options: {{app_id: "{app_id}"}}}}'
+        )
+        typer.echo(
+            f"  - {{name: heimao, kind: heimao, base_url: {heimao.url}, "
+            f'options: {{couid: "{heimao.couid}"}}}}'
+        )
+        typer.echo(
+            f"  - {{name: weibo-rss, kind: rss, base_url: {rss.url}, "
+            f'options: {{path: "{rss.path}", include: [借款App]}}}}'
+        )
+        if modes:
+            typer.echo("# failure modes on: " + "; ".join(FAULTS[m] for m in sorted(modes)))
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            typer.echo("stopped")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its outputs")] = Path("out/demo"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,9 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
         assert f"== {grade}: 0 message" not in result.stdout
     assert "MISSING" not in result.stdout
     assert "Second collection: 0 new posts, 0 alerts" in result.stdout
+    assert re.search(
+        r"Cross-platform: 工单 #\d+ joins posts from appstore-cn, heimao", result.stdout
+    )
     assert "🚨 升级 L1" in result.stdout and "signed click on 确认 → HTTP 200" in result.stdout
     assert "no further escalation (0 new thread messages)" in result.stdout
     messages = json.loads((out / "slack_messages.json").read_text(encoding="utf-8"))

@@ -32,9 +32,12 @@ from monitor.app import build_services
 from monitor.case_actions import Actor
 from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
-from monitor.config import Settings, load_settings, resolve_config_path
+from monitor.config import Settings, SourceConfig, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
+from monitor.demo.sources import heimao_complaints, rss_items
 from monitor.fakes.appstore import FakeAppStore
+from monitor.fakes.heimao import FakeHeimao
+from monitor.fakes.rss import FakeRss
 from monitor.fakes.slack import FakeSlack, Message
 from monitor.pipeline import Services, run_source
 from monitor.reports.period import month
@@ -85,6 +88,8 @@ class Demo:
         app_id, self.reviews = load_demo_reviews()
         self.appstore = FakeAppStore([r.review for r in self.reviews], app_id=app_id)
         self.appstore.quirks.empty_pages[2] = 1  # Apple's transient empty page
+        self.heimao = FakeHeimao(complaints=heimao_complaints())
+        self.rss = FakeRss(rss_items())
         self.slack = FakeSlack(
             token="xoxb-demo-not-a-real-token", channels=CHANNELS, clock=self.clock.timestamp
         )
@@ -96,8 +101,29 @@ class Demo:
 
     def run(self) -> None:
         started = time.monotonic()
-        with self.appstore, self.slack:
+        with self.appstore, self.heimao, self.rss, self.slack:
             settings = demo_settings(self.out, self.appstore.url, self.slack)
+            others = [
+                SourceConfig(
+                    name="heimao",
+                    kind="heimao",
+                    base_url=self.heimao.url,
+                    options={"couid": self.heimao.couid},
+                ),
+                SourceConfig(
+                    name="weibo-rss",
+                    kind="rss",
+                    base_url=self.rss.url,
+                    options={"path": self.rss.path, "include": ["借款App"], "exclude": ["招聘"]},
+                ),
+            ]
+            settings = settings.model_copy(
+                update={
+                    "app": settings.app.model_copy(
+                        update={"sources": [*settings.app.sources, *others]}
+                    )
+                }
+            )
             svc = build_services(settings, clock=self.clock)
             sink = SlackSink.from_config(self.slack.token, settings.app.slack)
             source = settings.app.sources[0]
@@ -110,6 +136,13 @@ class Demo:
                 f"{len(self.appstore.requests)} requests (an empty page was retried); "
                 f"{result.new} new, {result.cases_opened} cases opened"
             )
+            for other in others:
+                got = run_source(svc, other)
+                print(
+                    f"Collected {other.name}: {got.fetched} posts, {got.new} new, "
+                    f"{got.cases_opened} cases opened"
+                )
+            self.print_joined(svc)
             self.cycle(svc, sink)
             self.clock.advance(timedelta(seconds=61))  # the P3 burst's group goes out
             self.cycle(svc, sink)
@@ -198,6 +231,23 @@ class Demo:
             f"  {self.now(case)}  no further escalation "
             f"({len(self.slack.thread_of(root)) - before} new thread messages)"
         )
+
+    def print_joined(self, svc: Services) -> None:
+        """Cases whose posts come from more than one platform."""
+        with Session(svc.engine) as s:
+            rows = s.execute(
+                select(col(PostRow.case_id), col(PostRow.source)).where(
+                    col(PostRow.case_id).is_not(None)
+                )
+            ).all()
+        sources: dict[int, set[str]] = {}
+        for case_id, source in rows:
+            sources.setdefault(case_id, set()).add(source)
+        for case_id, names in sorted(sources.items()):
+            if len(names) > 1:
+                print(
+                    f"Cross-platform: 工单 #{case_id} joins posts from {', '.join(sorted(names))}"
+                )
 
     def resolve_some(self, svc: Services, settings: Settings) -> None:
         """Customer service works through the P2 cases over the afternoon."""

@@ -1,0 +1,71 @@
+"""Demo data for the complaint platform and the RSS feed, written for this project.
+
+One 黑猫 complaint tells the same story as an App Store review ("砍头息"), so
+the demo shows a case joined across two platforms.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.fakes.heimao import Complaint
+from monitor.fakes.rss import Item
+
+BASE = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+
+
+def heimao_complaints() -> list[Complaint]:
+    return [
+        Complaint(
+            sn="17380020001",
+            title='<span class="hl">借款App</span>砍头息',
+            text="借一万到手只有八千五，说是服务费和会员费，这不就是砍头息吗？年化算下来超过36%了。"
+            "要求退还服务费。",
+            filed=BASE + timedelta(hours=3),
+            author="陈先生88",
+            appeal="退还服务费",
+            issue="乱收费",
+            cost="1500",
+            status=4,
+        ),
+        Complaint(
+            sn="17380020002",
+            title="暴力催收威胁家人",
+            text="逾期三天，催收打电话给我父母和单位，说要上门，还威胁要曝光我。要求停止骚扰并道歉。",
+            filed=BASE,
+            author="维权的小李",
+            appeal="停止骚扰,道歉",
+            issue="暴力催收",
+            status=6,
+            replies=[(BASE + timedelta(hours=5), "您好，已暂停相关催收并核查。")],
+        ),
+        Complaint(
+            sn="17380020003",
+            title="重复扣款已处理",
+            text="同一期被扣了两次，要求退回多扣的款项。",
+            filed=BASE - timedelta(days=3),
+            author="张女士",
+            appeal="退款",
+            issue="重复扣款",
+            cost="860",
+            status=7,
+            replies=[(BASE - timedelta(days=2), "已退回多扣款项，请查收。")],
+            completed=BASE - timedelta(days=1),
+            stars=(5, 4, 5),
+            companies=["借款App", "某支付公司"],
+        ),
+    ]
+
+
+def rss_items() -> list[Item]:
+    return [
+        Item(
+            "wb-1",
+            "借款App 又上热搜",
+            "有网友称借款App暴力催收，已向银保监会投诉，记者正在核实。",
+            BASE + timedelta(hours=2),
+            author="财经观察",
+        ),
+        Item("wb-2", "周末去爬山", "天气很好，和借款无关。", BASE + timedelta(hours=1)),
+        Item("wb-3", "借款App 招聘", "借款App 招聘催收专员，待遇面议。", BASE),
+    ]
