@@ -95,6 +95,7 @@ def validate_source_options(source: SourceConfig) -> list[str]:
 # Importing the modules registers their kinds.
 from monitor.collectors import appstore as appstore  # noqa: E402
 from monitor.collectors import heimao as heimao  # noqa: E402
+from monitor.collectors import huawei as huawei  # noqa: E402
 from monitor.collectors import jutousu as jutousu  # noqa: E402
 from monitor.collectors import rss as rss  # noqa: E402
 from monitor.collectors import yingyongbao as yingyongbao  # noqa: E402

@@ -118,6 +118,29 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """GET with retries; returns any response below 500 except 429 for the caller to judge."""
+        return self.request("GET", url, source=source, params=params, headers=headers)
+
+    def post(
+        self,
+        url: str,
+        *,
+        source: str,
+        json: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST with the same politeness and retries (for APIs that only answer POST)."""
+        return self.request("POST", url, source=source, json=json, headers=headers)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        source: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: object = None,
+    ) -> httpx.Response:
         host = urlsplit(url).netloc
         attempts = self.config.max_retries + 1
         reason = ""
@@ -125,7 +148,9 @@ class HttpClient:
             self._limiter.wait(host)
             delay = self.config.backoff_base_s * (2 ** (attempt - 1))
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                response = self._client.request(
+                    method, url, params=params, headers=headers, json=json
+                )
             except httpx.TimeoutException:
                 reason = f"timed out after {self.config.timeout_s:g}s"
             except httpx.TransportError as exc:

@@ -1,0 +1,149 @@
+"""Huawei AppGallery comments: the older plain GET, and the token flow where it fails.
+
+Older: GET /uowap/index?method=internal.user.commenList3&... with a Referer on
+appgallery.huawei.com. Newer (2025+): POST /webedge/getInterfaceCode gives a
+token; calls carry `interface-code: {token}_{ms}` and POST /index/commentlist3;
+HTTP 403 with rtnCode 1002 means the token expired: get a new one. Pages can
+repeat items: comments are deduplicated on their id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import Field
+
+from monitor.collectors import Collector, CollectorOptions
+from monitor.collectors.http import HttpClient
+from monitor.domain import RawPost
+from monitor.errors import FetchError, ParseError
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REFERER = {"Referer": "https://appgallery.huawei.com/"}
+
+
+class HuaweiOptions(CollectorOptions):
+    appid: str = Field(pattern=r"^C\d+$", description="AppGallery id, e.g. C100148961")
+    max_pages: int = Field(default=4, ge=1, le=100)
+    page_size: int = Field(default=25, ge=1, le=50)
+
+
+class Huawei(Collector, kind="huawei"):
+    Options = HuaweiOptions
+    options: HuaweiOptions
+
+    def fetch(self, client: HttpClient) -> Iterator[RawPost]:
+        seen: set[str] = set()
+        token: str | None = None
+        for page in range(1, self.options.max_pages + 1):
+            data = None if token else self._old_api(client, page)
+            if data is None:  # the old form is gone: the token flow
+                data, token = self._new_api(client, page, token)
+            items = data.get("list") or []
+            reached_known = False
+            for item in items:
+                post = self.parse(item)
+                if post is None or post.external_id in seen:
+                    continue
+                seen.add(post.external_id)
+                reached_known = reached_known or self.is_known(post.external_id)
+                yield post
+            total = int(data.get("totalPages") or 0)
+            if not items or page >= total or (self.stop_at_known and reached_known):
+                return
+
+    def _old_api(self, client: HttpClient, page: int) -> dict[str, Any] | None:
+        o = self.options
+        url = f"{self.base_url}/uowap/index"
+        params = {
+            "method": "internal.user.commenList3",
+            "serviceType": "20",
+            "reqPageNum": str(page),
+            "maxResults": str(o.page_size),
+            "appid": o.appid,
+            "version": "10.0.0",
+            "zone": "",
+            "locale": "zh",
+        }
+        response = client.get(url, source=self.source.name, params=params, headers=REFERER)
+        data = _json(response)
+        if response.status_code != 200 or data is None or str(data.get("rtnCode")) != "0":
+            return None
+        return data
+
+    def _new_api(
+        self, client: HttpClient, page: int, token: str | None
+    ) -> tuple[dict[str, Any], str]:
+        url = f"{self.base_url}/index/commentlist3"
+        body = {"appid": self.options.appid, "pageNum": page, "pageSize": self.options.page_size}
+        for _ in range(2):
+            token = token or self._token(client)
+            headers = {**REFERER, "interface-code": f"{token}_{int(time.time() * 1000)}"}
+            response = client.post(url, source=self.source.name, json=body, headers=headers)
+            data = _json(response)
+            if response.status_code == 403 and data and str(data.get("rtnCode")) == "1002":
+                token = None  # expired: ask for a new one, once
+                continue
+            if response.status_code != 200 or data is None:
+                raise FetchError(self.source.name, url, f"HTTP {response.status_code}")
+            if str(data.get("rtnCode")) != "0":
+                raise FetchError(self.source.name, url, f"rtnCode {data.get('rtnCode')}")
+            return data, token
+        raise FetchError(self.source.name, url, "the interface code was refused twice")
+
+    def _token(self, client: HttpClient) -> str:
+        url = f"{self.base_url}/webedge/getInterfaceCode"
+        response = client.post(url, source=self.source.name, json={}, headers=REFERER)
+        data = _json(response)
+        if response.status_code != 200 or data is None:
+            raise FetchError(
+                self.source.name, url, f"no interface code (HTTP {response.status_code})"
+            )
+        token = data.get("data") if isinstance(data.get("data"), str) else data.get("interfaceCode")
+        if not token:
+            raise ParseError(self.source.name, url, "no interface code in the answer")
+        return str(token)
+
+    def parse(self, item: dict[str, Any]) -> RawPost | None:
+        ident = str(item.get("commentId") or item.get("id") or "")
+        if not ident:
+            return None
+        try:
+            rating: int | None = int(str(item.get("rating", "")))
+        except ValueError:
+            rating = None
+        return RawPost(
+            source=self.source.name,
+            kind=self.kind,
+            external_id=ident,
+            url=f"https://appgallery.huawei.com/app/{self.options.appid}",
+            author=str(item.get("accountName") or item.get("nickName") or ""),
+            title=str(item.get("title") or ""),
+            body=str(item.get("commentInfo") or ""),
+            rating=rating if rating is not None and 1 <= rating <= 5 else None,
+            app_version=str(item.get("versionName") or "") or None,
+            published_at=_local(str(item.get("operTime") or "")),
+            votes=int(item.get("approveCounts") or 0),
+        )
+
+
+def _json(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _local(text: str) -> datetime | None:
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI)
+        except ValueError:
+            continue
+    return None
