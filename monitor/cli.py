@@ -54,6 +54,10 @@ def collect(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print normalized posts as JSON lines; store nothing")
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="backfill: walk back through history to this date (YYYY-MM-DD)"),
+    ] = None,
 ) -> None:
     """Collect one source now: store, grade, open cases and queue alerts (or just print)."""
     from monitor.app import build_services
@@ -74,6 +78,30 @@ def collect(
             raise typer.Exit(1)
         return
     svc = build_services(settings)
+    if since is not None:
+        from datetime import date, datetime
+        from zoneinfo import ZoneInfo
+
+        from monitor.pipeline import backfill
+
+        try:
+            day = date.fromisoformat(since)
+        except ValueError:
+            typer.echo(f"error: --since {since!r} should look like 2026-10-01", err=True)
+            raise typer.Exit(2) from None
+        start = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(settings.app.timezone))
+        with typer.progressbar(
+            length=0, label=f"backfilling {src.name} to {since}", show_pos=True, file=sys.stderr
+        ) as bar:
+            result = backfill(svc, src, start, progress=lambda _post: bar.update(1))
+        typer.echo(
+            f"{src.name}: backfill read {result.fetched} posts back to {since}, "
+            f"new {result.new}, cases opened {result.cases_opened}"
+        )
+        if result.error:
+            typer.echo(f"error: {result.error} (run the same command again to resume)", err=True)
+            raise typer.Exit(1)
+        return
     result = run_source(svc, src)
     typer.echo(
         f"{src.name}: fetched {result.fetched}, new {result.new}, edited {result.edited}, "
@@ -314,6 +342,9 @@ FAULTS = {
     "heimao-layout": "黑猫: detail pages without h1.article",
     "heimao-slow": "黑猫: every answer 3 s late",
     "rss-broken": "RSS: an HTML page instead of a feed",
+    "jutousu-login": "聚投诉: the login wall (登录聚投诉)",
+    "huawei-old-api-gone": "AppGallery: the old GET form answers an error; the token flow works",
+    "yingyongbao-layout": "应用宝: the page without __NEXT_DATA__",
 }
 
 
@@ -328,10 +359,19 @@ def fake_sources(
     import threading
 
     from monitor.demo import load_demo_reviews
-    from monitor.demo.sources import heimao_complaints, rss_items
+    from monitor.demo.sources import (
+        heimao_complaints,
+        huawei_comments,
+        jutousu_posts,
+        rss_items,
+        yingyongbao_comments,
+    )
     from monitor.fakes.appstore import FakeAppStore
     from monitor.fakes.heimao import FakeHeimao
+    from monitor.fakes.huawei import FakeHuawei
+    from monitor.fakes.jutousu import FakeJutousu
     from monitor.fakes.rss import FakeRss
+    from monitor.fakes.yingyongbao import FakeYingyongbao
 
     unknown = [f for f in fail or [] if f not in FAULTS]
     if unknown:
@@ -344,6 +384,9 @@ def fake_sources(
     appstore = FakeAppStore([r.review for r in reviews], app_id=app_id)
     heimao = FakeHeimao(complaints=heimao_complaints())
     rss = FakeRss(rss_items())
+    jutousu = FakeJutousu(jutousu_posts())
+    huawei = FakeHuawei("C100148961", huawei_comments())
+    yyb = FakeYingyongbao("com.example.loan", yingyongbao_comments())
     modes = set(fail or [])
     if "appstore-empty" in modes:
         appstore.quirks.empty_pages[1] = 3
@@ -357,7 +400,10 @@ def fake_sources(
     heimao.faults.changed_layout = "heimao-layout" in modes
     heimao.faults.delay_s = 3.0 if "heimao-slow" in modes else 0.0
     rss.broken = "rss-broken" in modes
-    with appstore, heimao, rss:
+    jutousu.login_wall = "jutousu-login" in modes
+    huawei.old_api = "huawei-old-api-gone" not in modes
+    yyb.changed_layout = "yingyongbao-layout" in modes
+    with appstore, heimao, rss, jutousu, huawei, yyb:
         typer.echo("# fake sources are up; add these to koubei.yaml (sources:), Ctrl-C to stop")
         typer.echo(
             f"  - {{name: appstore-cn, kind: appstore, base_url: {appstore.url}, "
@@ -370,6 +416,18 @@ def fake_sources(
         typer.echo(
             f"  - {{name: weibo-rss, kind: rss, base_url: {rss.url}, "
             f'options: {{path: "{rss.path}", include: [借款App]}}}}'
+        )
+        typer.echo(
+            f"  - {{name: jutousu, kind: jutousu, base_url: {jutousu.url}, "
+            f"options: {{keyword: 借款App}}}}"
+        )
+        typer.echo(
+            f"  - {{name: huawei, kind: huawei, base_url: {huawei.url}, "
+            f"options: {{appid: C100148961}}}}"
+        )
+        typer.echo(
+            f"  - {{name: yingyongbao, kind: yingyongbao, base_url: {yyb.url}, "
+            f"options: {{package: com.example.loan}}}}"
         )
         if modes:
             typer.echo("# failure modes on: " + "; ".join(FAULTS[m] for m in sorted(modes)))

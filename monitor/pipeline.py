@@ -213,6 +213,54 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
     return result
 
 
+def backfill(
+    svc: Services,
+    source: SourceConfig,
+    since: datetime,
+    progress: Callable[[Post], None] = lambda _post: None,
+) -> RunResult:
+    """Walk back through the source's history to `since`, storing as it goes.
+
+    Every post is stored in its own transaction the moment it is read, so an
+    interrupted backfill loses nothing; run it again and posts already stored
+    are skipped cheaply. The oldest point reached is kept in source_state.memory.
+    """
+    result = RunResult(source=source.name)
+    with Session(svc.engine) as session, session.begin():
+        state = lock_source_state(session, source.name)
+        state.last_run_complete = False  # the next scheduled run pages back fully
+        memory = dict(state.memory or {})
+    options = dict(source.options)
+    fields = collector_class(source.kind).Options.model_fields
+    if "max_pages" in fields:  # as deep as the source allows
+        limit = next((m.le for m in fields["max_pages"].metadata if hasattr(m, "le")), None)
+        options["max_pages"] = limit or 100
+    deep = source.model_copy(update={"options": options})
+    collector = collector_class(source.kind)(deep, stop_at_known=False, memory={})
+    oldest: datetime | None = None
+    try:
+        for raw in collector.fetch(svc.http):
+            post = normalize(raw, svc.clock.now())
+            if post.published_at < since:
+                break
+            result.fetched += 1
+            process_post(svc, post, result)
+            oldest = post.published_at if oldest is None else min(oldest, post.published_at)
+            progress(post)
+    except KoubeiError as exc:
+        result.error = str(exc)
+    with Session(svc.engine) as session, session.begin():
+        state = lock_source_state(session, source.name)
+        reached = memory.get("backfill", {}).get("oldest")
+        if oldest is not None and (reached is None or oldest.isoformat() < reached):
+            reached = oldest.isoformat()
+        state.memory = {
+            **memory,
+            "backfill": {"since": since.isoformat(), "oldest": reached, "complete": result.ok},
+        }
+    return result
+
+
 def process_post(svc: Services, post: Post, result: RunResult) -> None:
     """Store, grade, open or join a case and enqueue its alert: one transaction."""
     now = svc.clock.now()

@@ -29,7 +29,7 @@ def fakes(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         m = re.search(r"name: ([\w-]+), kind: \w+, base_url: (\S+),", line)
         if m:
             urls[m.group(1)] = m.group(2)
-        if len(urls) == 3:
+        if len(urls) == 6:
             break
     yield urls
     proc.terminate()
@@ -57,6 +57,24 @@ def config_with(tmp_path: Path, urls: dict[str, str]) -> Path:
                 "exclude": ["招聘"],
             },
         },
+        {
+            "name": "jutousu",
+            "kind": "jutousu",
+            "base_url": urls["jutousu"],
+            "options": {"keyword": "借款App"},
+        },
+        {
+            "name": "huawei",
+            "kind": "huawei",
+            "base_url": urls["huawei"],
+            "options": {"appid": "C100148961"},
+        },
+        {
+            "name": "yingyongbao",
+            "kind": "yingyongbao",
+            "base_url": urls["yingyongbao"],
+            "options": {"package": "com.example.loan"},
+        },
     ]
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -75,13 +93,20 @@ def dry_run(config: Path, source: str) -> subprocess.CompletedProcess[str]:
 def test_dry_run_prints_posts_for_every_kind(fakes: dict[str, str], tmp_path: Path) -> None:
     config = config_with(tmp_path, fakes)
     counts = {}
-    for source in ("appstore-cn", "heimao", "weibo-rss"):
+    for source in ("appstore-cn", "heimao", "weibo-rss", "jutousu", "huawei", "yingyongbao"):
         result = dry_run(config, source)
         assert result.returncode == 0, result.stderr
         lines = [json.loads(x) for x in result.stdout.splitlines()]
         assert lines and all(x["source"] == source for x in lines)
         counts[source] = len(lines)
-    assert counts == {"appstore-cn": 66, "heimao": 3, "weibo-rss": 1}
+    assert counts == {
+        "appstore-cn": 66,
+        "heimao": 3,
+        "weibo-rss": 1,
+        "jutousu": 2,
+        "huawei": 2,
+        "yingyongbao": 2,
+    }
 
 
 @pytest.mark.parametrize("fakes", [["heimao-login", "rss-broken"]], indirect=True)

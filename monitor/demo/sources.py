@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from monitor.fakes.heimao import Complaint
+from monitor.fakes.huawei import Comment as HuaweiComment
+from monitor.fakes.jutousu import Post as JutousuPost
 from monitor.fakes.rss import Item
+from monitor.fakes.yingyongbao import Comment as YybComment
 
 BASE = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
@@ -68,4 +71,41 @@ def rss_items() -> list[Item]:
         ),
         Item("wb-2", "周末去爬山", "天气很好，和借款无关。", BASE + timedelta(hours=1)),
         Item("wb-3", "借款App 招聘", "借款App 招聘催收专员，待遇面议。", BASE),
+    ]
+
+
+def jutousu_posts() -> list[JutousuPost]:
+    at = int(BASE.timestamp())
+    return [
+        JutousuPost(
+            "880001",
+            "借款App<em>乱收费</em>",
+            "会员费不退",
+            "开通会员才能借款，会员费299元，没借到也不退。",
+            "聚投诉用户A",
+            at,
+        ),
+        JutousuPost(
+            "880002",
+            "借款App 征信异议",
+            "征信有误",
+            "已经还清还显示逾期，征信有误，要求更正。",
+            "聚投诉用户B",
+            at - 3600,
+        ),
+    ]
+
+
+def huawei_comments() -> list[HuaweiComment]:
+    return [
+        HuaweiComment("hw-1", "华为用户甲", "更新后一直闪退，登录不了", 1, "2026-11-27 09:12"),
+        HuaweiComment("hw-2", "华为用户乙", "放款很快，好用", 5, "2026-11-27 08:40"),
+    ]
+
+
+def yingyongbao_comments() -> list[YybComment]:
+    at = int(BASE.timestamp())
+    return [
+        YybComment("yyb-1", "应用宝用户", "客服电话打不通，人工客服一直排队", at, 1.0, praise=2),
+        YybComment("yyb-2", "应用宝用户2", "界面清楚，额度一般", at - 600, 4.0),
     ]
