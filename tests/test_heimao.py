@@ -188,3 +188,16 @@ def test_dry_run_prints_heimao_posts(
     posts, _ = fetch_posts(svc.http, svc.clock, source)
     line = json.dumps(posts[0].as_json(), ensure_ascii=False)
     assert '"kind": "heimao"' in line and '"external_id": "17380001234"' in line
+
+
+def test_a_slow_source_times_out_with_a_clear_error(
+    svc: Services, heimao: FakeHeimao, source: SourceConfig
+) -> None:
+    from monitor.collectors.http import HttpClient
+
+    heimao.faults.delay_s = 1.0
+    impatient = svc.settings.app.http.model_copy(update={"timeout_s": 0.2, "max_retries": 1})
+    with HttpClient(impatient, sleep=lambda _s: None) as http:
+        posts, error = fetch_posts(http, svc.clock, source)
+    assert posts == [] and error is not None
+    assert "timed out after 0.2s" in str(error) and "gave up after 2 tries" in str(error)

@@ -34,11 +34,20 @@ from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
-from monitor.demo.sources import heimao_complaints, rss_items
+from monitor.demo.sources import (
+    heimao_complaints,
+    huawei_comments,
+    jutousu_posts,
+    rss_items,
+    yingyongbao_comments,
+)
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.heimao import FakeHeimao
+from monitor.fakes.huawei import FakeHuawei
+from monitor.fakes.jutousu import FakeJutousu
 from monitor.fakes.rss import FakeRss
 from monitor.fakes.slack import FakeSlack, Message
+from monitor.fakes.yingyongbao import FakeYingyongbao
 from monitor.pipeline import Services, run_source
 from monitor.reports.period import month
 from monitor.reports.run import make_report, queue_report_post
@@ -90,6 +99,10 @@ class Demo:
         self.appstore.quirks.empty_pages[2] = 1  # Apple's transient empty page
         self.heimao = FakeHeimao(complaints=heimao_complaints())
         self.rss = FakeRss(rss_items())
+        self.jutousu = FakeJutousu(jutousu_posts())
+        self.huawei = FakeHuawei("C100148961", huawei_comments())
+        self.huawei.old_api = False  # show the token flow
+        self.yyb = FakeYingyongbao("com.example.loan", yingyongbao_comments())
         self.slack = FakeSlack(
             token="xoxb-demo-not-a-real-token", channels=CHANNELS, clock=self.clock.timestamp
         )
@@ -101,7 +114,8 @@ class Demo:
 
     def run(self) -> None:
         started = time.monotonic()
-        with self.appstore, self.heimao, self.rss, self.slack:
+        fakes = (self.appstore, self.heimao, self.rss, self.jutousu, self.huawei, self.yyb)
+        with fakes[0], fakes[1], fakes[2], fakes[3], fakes[4], fakes[5], self.slack:
             settings = demo_settings(self.out, self.appstore.url, self.slack)
             others = [
                 SourceConfig(
@@ -115,6 +129,24 @@ class Demo:
                     kind="rss",
                     base_url=self.rss.url,
                     options={"path": self.rss.path, "include": ["借款App"], "exclude": ["招聘"]},
+                ),
+                SourceConfig(
+                    name="jutousu",
+                    kind="jutousu",
+                    base_url=self.jutousu.url,
+                    options={"keyword": "借款App"},
+                ),
+                SourceConfig(
+                    name="huawei",
+                    kind="huawei",
+                    base_url=self.huawei.url,
+                    options={"appid": "C100148961"},
+                ),
+                SourceConfig(
+                    name="yingyongbao",
+                    kind="yingyongbao",
+                    base_url=self.yyb.url,
+                    options={"package": "com.example.loan"},
                 ),
             ]
             settings = settings.model_copy(
