@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import escape_mrkdwn, plain_message
+from monitor.alerting.alerts import enqueue_notice
+from monitor.alerting.blocks import escape_mrkdwn
 from monitor.config import Settings
 from monitor.domain import AlertKind, Severity
 from monitor.store.tables import SourceRunRow, SourceStateRow
@@ -89,16 +89,16 @@ def evaluate(
 
 
 def _alert(session: Session, settings: Settings, key: str, text: str, now: datetime) -> None:
-    enqueue_alert(
+    enqueue_notice(
         session,
         settings,
         kind=AlertKind.SOURCE_HEALTH,
         severity=Severity.P2,
         dedup_key=key,
-        case_id=None,
-        now=now,
         channel_key=settings.policy.watchdog.ops_channel,
-        build=lambda alert_id: plain_message(alert_id, "P2", text, "#455A64"),
+        text=text,
+        colour="#455A64",
+        now=now,
     )
 
 

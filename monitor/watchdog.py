@@ -17,8 +17,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import plain_message
+from monitor.alerting.alerts import enqueue_notice
 from monitor.config import Settings
 from monitor.domain import AlertKind, Severity
 from monitor.store.sql import dialect_insert
@@ -71,16 +70,16 @@ def check_deadman(engine: Engine, settings: Settings, now: datetime) -> bool:
         f"恢复于 {now:%H:%M} UTC）。期间的告警可能延迟，采集缺口会在报告中注明。"
     )
     with Session(engine) as session, session.begin():
-        alert = enqueue_alert(
+        alert = enqueue_notice(
             session,
             settings,
             kind=AlertKind.DEADMAN,
             severity=Severity.P1,
             dedup_key=f"deadman:{last.isoformat()}",
-            case_id=None,
-            now=now,
             channel_key=watchdog.ops_channel,
-            build=lambda alert_id: plain_message(alert_id, "P1", text, "#455A64"),
+            text=text,
+            colour="#455A64",
+            now=now,
         )
     return alert is not None
 

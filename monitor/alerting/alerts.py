@@ -83,3 +83,31 @@ def enqueue_alert(
             )
         )
     return alert
+
+
+def enqueue_notice(
+    session: Session,
+    settings: Settings,
+    *,
+    kind: AlertKind,
+    severity: Severity,
+    dedup_key: str,
+    channel_key: str,
+    text: str,
+    colour: str,
+    now: datetime,
+) -> AlertRow | None:
+    """A message that belongs to no case (surge, dead-man, source health), once per key."""
+    from monitor.alerting.blocks import plain_message
+
+    return enqueue_alert(
+        session,
+        settings,
+        kind=kind,
+        severity=severity,
+        dedup_key=dedup_key,
+        case_id=None,
+        now=now,
+        channel_key=channel_key,
+        build=lambda alert_id: plain_message(alert_id, severity.value, text, colour),
+    )

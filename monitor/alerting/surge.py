@@ -8,15 +8,13 @@ window excluded). One alert per category per window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import CATEGORY_LABELS, plain_message
+from monitor.alerting.alerts import enqueue_notice
+from monitor.alerting.blocks import CATEGORY_LABELS
 from monitor.config import Settings
 from monitor.domain import AlertKind, Sentiment, Severity
 from monitor.store.tables import VerdictRow
@@ -45,10 +43,6 @@ def category_counts(session: Session, start: datetime, end: datetime) -> dict[st
     return counts
 
 
-def _message(alert_id: int, *, text: str) -> dict[str, Any]:
-    return plain_message(alert_id, "P2", text, "#7B1FA2")
-
-
 def check_surge(engine: Engine, settings: Settings, now: datetime) -> list[str]:
     """Queue surge alerts; returns the categories that surged."""
     surge = settings.policy.surge
@@ -70,16 +64,16 @@ def check_surge(engine: Engine, settings: Settings, now: datetime) -> list[str]:
                 f"📈 *{label}* 类投诉激增：最近 {surge.window_hours:g} 小时 {count} 条，"
                 f"过去 {surge.baseline_days} 天平均每 {surge.window_hours:g} 小时 {baseline:.1f} 条"
             )
-            alert = enqueue_alert(
+            alert = enqueue_notice(
                 session,
                 settings,
                 kind=AlertKind.SURGE,
                 severity=Severity.P2,
                 dedup_key=f"surge:{category}:{bucket}",
-                case_id=None,
-                now=now,
                 channel_key=surge.channel,
-                build=partial(_message, text=text),
+                text=text,
+                colour="#7B1FA2",
+                now=now,
             )
             if alert is not None:
                 surged.append(category)
