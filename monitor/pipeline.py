@@ -318,7 +318,15 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         if not settled and _announce(svc, session, outcome, row, verdict_row, now):
             result.alerts += 1
         if post.platform is not None:
-            apply_platform(session, svc.settings, row, post.platform, previous_status, now)
+            apply_platform(
+                session,
+                svc.settings,
+                row,
+                post.platform,
+                previous_status,
+                now,
+                settled_on_arrival=settled and outcome.opened,
+            )
 
 
 def _tell_join(

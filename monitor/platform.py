@@ -26,6 +26,8 @@ def apply_platform(
     platform: PlatformState,
     previous: str | None,
     now: datetime,
+    *,
+    settled_on_arrival: bool = False,
 ) -> None:
     if post.case_id is None:
         return
@@ -65,13 +67,19 @@ def apply_platform(
             actor=post.kind,
             post_id=post.id,
         )
-    if platform.resolved and case.state in ACTIVE:
+    # First seen already closed on its platform: nobody was paged, nobody should be.
+    closes = platform.resolved or (settled_on_arrival and platform.final)
+    if closes and case.state in ACTIVE:
         at = platform.completed_at or now
         case.state = CaseState.RESOLVED.value
         case.resolved_at = at
         case.acknowledged_at = case.acknowledged_at or at
         case.satisfaction = platform.satisfaction
-        case.resolution_note = case.resolution_note or f"{post.kind} 平台显示投诉已完成"
+        case.resolution_note = case.resolution_note or (
+            f"{post.kind} 平台显示投诉已完成"
+            if platform.resolved
+            else f"{post.kind} 平台首次发现时状态为{platform.status}"
+        )
         case.updated_at = now
         event = add_event(
             session,

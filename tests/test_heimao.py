@@ -201,3 +201,35 @@ def test_a_slow_source_times_out_with_a_clear_error(
         posts, error = fetch_posts(http, svc.clock, source)
     assert posts == [] and error is not None
     assert "timed out after 0.2s" in str(error) and "gave up after 2 tries" in str(error)
+
+
+def test_a_complaint_first_seen_closed_pages_nobody(
+    svc: Services, heimao: FakeHeimao, source: SourceConfig, slack: FakeSlack, clock: FakeClock
+) -> None:
+    from monitor.alerting.sla import sweep
+
+    heimao.complaints = [
+        Complaint(
+            sn="17380007777",
+            title="会员费不退",
+            text="会员费不退，已向平台投诉",
+            filed=FILED - timedelta(days=20),
+            status=8,
+        )
+    ]
+    result = run_source(svc, source)
+    assert result.new == 1 and result.cases_opened == 1 and result.alerts == 0
+    clock.advance(timedelta(days=2))
+    assert sweep(svc.engine, svc.settings, clock).escalations == 0
+    drain_outbox(
+        svc.engine,
+        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+        svc.settings.app.outbox,
+        clock,
+    )
+    assert slack.messages == []
+    with Session(svc.engine) as s:
+        case = s.execute(select(CaseRow)).scalar_one()
+        assert (
+            case.state == "resolved" and case.resolution_note == "heimao 平台首次发现时状态为已关闭"
+        )
