@@ -45,10 +45,3 @@ class FakeClock:
 
     def timestamp(self) -> float:
         return self._now.timestamp()
-
-
-def as_utc(value: datetime) -> datetime:
-    """Database drivers hand back naive datetimes for SQLite: they are stored as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 from monitor.errors import StoreError
@@ -71,7 +71,3 @@ def migrate(engine: Engine) -> None:
             f"cannot reach the database at {where}: {exc.orig}. "
             "Check DATABASE_URL (or store.sqlite_path) and that the server is running."
         ) from None
-
-
-def is_migrated(engine: Engine) -> bool:
-    return inspect(engine).has_table("alembic_version")

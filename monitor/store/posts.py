@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from monitor.domain import Post
 from monitor.store.sql import dialect_insert
@@ -95,15 +95,3 @@ def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
     # Votes move without an edit; keep them current for the spreading raise.
     session.execute(update(table).where(table.c.id == existing_id).values(votes=post.votes))
     return Upserted(int(existing_id), Change.UNCHANGED, previous_status)
-
-
-def known_ids(session: Session, source: str, external_ids: list[str]) -> set[str]:
-    if not external_ids:
-        return set()
-    rows = session.execute(
-        select(col(PostRow.external_id)).where(
-            col(PostRow.source) == source,
-            col(PostRow.external_id).in_(external_ids),
-        )
-    )
-    return {r[0] for r in rows}
