@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.blocks import digest_message
 from monitor.domain import AlertKind, Severity
 from monitor.pipeline import Services
+from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import PostRow, VerdictRow
 
 
@@ -17,13 +17,11 @@ def enqueue_digest(svc: Services) -> int:
     """Queue one digest of the P4 posts not yet in a digest; returns how many it holds."""
     now = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
-        newer = aliased(VerdictRow)  # its own FROM: no correlation with the outer query
-        latest = select(func.max(newer.id)).group_by(col(newer.post_id)).scalar_subquery()
         rows = session.execute(
             select(PostRow, VerdictRow)
             .join(VerdictRow, col(VerdictRow.post_id) == PostRow.id)
             .where(
-                col(VerdictRow.id).in_(latest),
+                latest_verdict_only(),
                 col(VerdictRow.severity) == Severity.P4.value,
                 col(VerdictRow.digest_alert_id).is_(None),
             )

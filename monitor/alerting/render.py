@@ -13,6 +13,7 @@ from monitor.alerting.blocks import case_message
 from monitor.alerting.routing import mention
 from monitor.config import Policy
 from monitor.domain import Severity
+from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 
 
@@ -21,15 +22,14 @@ def case_rows(session: Session, case: CaseRow) -> tuple[PostRow, VerdictRow]:
     rows = session.execute(
         select(PostRow, VerdictRow)
         .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
-        .where(col(PostRow.case_id) == case.id)
-        .order_by(col(PostRow.id), col(VerdictRow.id).desc())
+        .where(col(PostRow.case_id) == case.id, latest_verdict_only())
+        .order_by(col(PostRow.id))
     ).all()
-    latest: dict[int, tuple[PostRow, VerdictRow]] = {}
-    for post, verdict in rows:
-        latest.setdefault(post.id or 0, (post, verdict))
-    if not latest:
+    if not rows:
         raise LookupError(f"case {case.id} has no graded post")
-    return max(latest.values(), key=lambda pv: Severity(pv[1].severity).rank)
+    # max() keeps the first of equals: the earliest post on a tie.
+    post, verdict = max(rows, key=lambda pv: Severity(pv[1].severity).rank)
+    return post, verdict
 
 
 def oncall_notify(policy: Policy, severity: Severity, when: datetime, tz: ZoneInfo) -> str:

@@ -34,13 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
 from monitor.domain import CaseState
 from monitor.reports.period import SHANGHAI, Period
+from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import (
     CaseEventRow,
     CaseRow,
@@ -229,21 +229,11 @@ def _resolved_as_of(session: Session, case_ids: list[int], end: datetime) -> dic
     return standing
 
 
-def _latest_verdicts() -> Any:
-    """A filter keeping each post's newest verdict (an edit is graded again)."""
-    newer = aliased(VerdictRow)
-    return ~(
-        select(col(newer.id))
-        .where(col(newer.post_id) == col(VerdictRow.post_id), col(newer.id) > col(VerdictRow.id))
-        .exists()
-    )
-
-
 def _posts_of(session: Session, case_ids: list[int]) -> dict[int, list[tuple[PostRow, VerdictRow]]]:
     rows = session.execute(
         select(PostRow, VerdictRow)
         .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
-        .where(col(PostRow.case_id).in_(case_ids), _latest_verdicts())
+        .where(col(PostRow.case_id).in_(case_ids), latest_verdict_only())
         .order_by(col(PostRow.id))
     ).all()
     out: dict[int, list[tuple[PostRow, VerdictRow]]] = defaultdict(list)
@@ -276,7 +266,7 @@ def period_posts(session: Session, period: Period) -> list[tuple[PostRow, Verdic
         .where(
             col(PostRow.published_at) >= period.start,
             col(PostRow.published_at) < period.end,
-            _latest_verdicts(),
+            latest_verdict_only(),
         )
         .order_by(col(PostRow.published_at))
     ).all()

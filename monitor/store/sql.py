@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
 
-from monitor.store.tables import SourceStateRow
+from monitor.store.tables import SourceStateRow, VerdictRow
 
 
 def dialect_insert(session: Session) -> Any:
@@ -29,3 +31,13 @@ def lock_source_state(session: Session, source: str) -> SourceStateRow:
         .on_conflict_do_nothing(index_elements=["source"])
     )
     return session.get_one(SourceStateRow, source, with_for_update=True)
+
+
+def latest_verdict_only() -> Any:
+    """A WHERE clause keeping each post's newest verdict (an edited post is graded again)."""
+    newer = aliased(VerdictRow)  # its own FROM: no correlation with the outer query's verdicts
+    return ~(
+        select(col(newer.id))
+        .where(col(newer.post_id) == col(VerdictRow.post_id), col(newer.id) > col(VerdictRow.id))
+        .exists()
+    )
