@@ -12,6 +12,8 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,35 +76,39 @@ class SlackSink:
         )
         return cls(client)
 
-    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
+    @contextmanager
+    def _calling(self, method: str, channel: str, *, unanswered_definite: bool) -> Iterator[None]:
+        """Slack's refusals and unanswered calls as SinkError, saying whether it surely failed."""
         try:
-            response = self.client.chat_postMessage(channel=channel, **message)
+            yield
         except SlackApiError as exc:
-            raise self._api_error("chat.postMessage", channel, exc) from None
-        except Exception as exc:  # connection reset, timeout: the post may have landed
+            raise self._api_error(method, channel, exc) from None
+        except DeliveryError:
+            raise
+        except Exception as exc:  # connection reset, timeout: nothing heard back
+            then = "will try again" if unanswered_definite else "will look before posting again"
             raise SinkError(
-                f"chat.postMessage to {channel}: no answer ({type(exc).__name__}); "
-                "will check the channel before posting again",
-                definite=False,
+                f"{method} to {channel}: no answer ({type(exc).__name__}); {then}",
+                definite=unanswered_definite,
             ) from None
+
+    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
+        # Unanswered, the post may have landed: the outbox looks for it before retrying.
+        with self._calling("chat.postMessage", channel, unanswered_definite=False):
+            response = self.client.chat_postMessage(channel=channel, **message)
         return Sent(channel_id=str(response["channel"]), ts=str(response["ts"]))
 
     def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
         fields = {k: v for k, v in message.items() if k in ("text", "attachments", "blocks")}
-        try:
+        # An edit is idempotent: unanswered, it is simply made again.
+        with self._calling("chat.update", channel_id, unanswered_definite=True):
             self.client.chat_update(channel=channel_id, ts=ts, **fields)
-        except SlackApiError as exc:
-            raise self._api_error("chat.update", channel_id, exc) from None
-        except Exception as exc:  # an edit is idempotent: just try again later
-            raise SinkError(
-                f"chat.update in {channel_id}: {type(exc).__name__}", definite=True
-            ) from None
 
     def upload(self, channel: str, path: Path, comment: str) -> Sent:
         """A file with a comment (files_upload_v2: get an upload URL, send, complete)."""
         if not path.is_file():
             raise SinkError(f"file {path} is gone; regenerate the report", definite=True)
-        try:
+        with self._calling("files.upload", channel, unanswered_definite=True):
             channel_id = self._channel_id(channel)
             response = self.client.files_upload_v2(
                 channel=channel_id,
@@ -111,19 +117,11 @@ class SlackSink:
                 title=path.name,
                 initial_comment=comment,
             )
-        except SlackApiError as exc:
-            raise self._api_error("files.upload", channel, exc) from None
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise SinkError(
-                f"files.upload to {channel}: {type(exc).__name__}", definite=True
-            ) from None
         files = response.get("files") or [{}]
         return Sent(channel_id=channel_id, ts=str(files[0].get("id", "")))
 
     def find(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
-        try:
+        with self._calling("conversations.history", channel, unanswered_definite=False):
             channel_id = self._channel_id(channel)
             cursor = None
             while True:
@@ -141,14 +139,6 @@ class SlackSink:
                 cursor = (response.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
                     return None
-        except SlackApiError as exc:
-            raise self._api_error("conversations.history", channel, exc) from None
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise SinkError(
-                f"conversations.history for {channel}: {type(exc).__name__}", definite=False
-            ) from None
 
     def _channel_id(self, channel: str) -> str:
         if _CHANNEL_ID.match(channel):
