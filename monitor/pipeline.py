@@ -287,8 +287,6 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         row = session.get(PostRow, post_id)
         assert row is not None
         session.refresh(row)
-        minhash = signature(post.text, svc.settings.policy.near_duplicates.shingle)
-        store_bands(session, post_id, minhash)
         amount = post.platform.amount if post.platform else None
         verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes, amount=amount)
         verdict_row = VerdictRow(
@@ -308,7 +306,14 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
         result.by_severity[verdict.severity.value] = (
             result.by_severity.get(verdict.severity.value, 0) + 1
         )
+        # Only posts in cases are near-duplicate candidates: others need no signature.
+        minhash = (
+            signature(post.text, svc.settings.policy.near_duplicates.shingle)
+            if verdict.severity is not Severity.NONE or row.case_id is not None
+            else None
+        )
         outcome = attach_to_case(session, row, verdict, svc.settings.policy, now, minhash)
+        store_bands(session, post_id, minhash if row.case_id is not None else None)
         if outcome is None:
             return
         if outcome.opened:
