@@ -1,0 +1,1 @@
+"""Training the transformer grader (needs the `train` extra: torch). Serving never imports this."""
