@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import ConsoleSink, Sink, SlackSink
-from monitor.classify.rules import RulesGrader
+from monitor.classify.factory import build_grader
 from monitor.clock import Clock, SystemClock
 from monitor.collectors.http import HttpClient
 from monitor.config import Settings
@@ -38,7 +38,7 @@ def build_services(
         settings=settings,
         engine=engine if engine is not None else open_store(settings),
         http=HttpClient(settings.app.http, transport=transport),
-        grader=RulesGrader(settings.lexicon, settings.policy.raise_one_step),
+        grader=build_grader(settings),
         clock=clock or SystemClock(),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -182,31 +183,113 @@ def classify(
         Path | None,
         typer.Option("--input", "-i", help="file of texts, one per line (default: stdin)"),
     ] = None,
+    rules: Annotated[
+        bool, typer.Option("--rules", help="use the rules grader instead of the model")
+    ] = False,
 ) -> None:
     """Grade texts, one per line, and print one JSON object per line."""
-    from monitor.classify.rules import RulesGrader
+    from monitor.classify.batch import classify_lines
 
     settings = _settings(config)
-    grader = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
-    stream = input.open(encoding="utf-8") if input else sys.stdin
+    if rules:
+        classifier = settings.app.classifier.model_copy(update={"kind": "rules"})
+        settings = settings.model_copy(
+            update={"app": settings.app.model_copy(update={"classifier": classifier})}
+        )
+    if input is not None and not input.is_file():
+        typer.echo(f"error: --input {input}: no such file", err=True)
+        raise typer.Exit(2)
+    stream = input.open(encoding="utf-8", errors="replace") if input else sys.stdin
     with stream:
-        for line in stream:
-            text = line.rstrip("\n")
-            v = grader.grade(text)
-            typer.echo(
-                json.dumps(
-                    {
-                        "text": text,
-                        "sentiment": v.sentiment.value,
-                        "sentiment_score": v.sentiment_score,
-                        "severity": v.severity.value,
-                        "categories": list(v.categories),
-                        "signals": list(v.signals),
-                        "reasons": list(v.reasons),
-                    },
-                    ensure_ascii=False,
-                )
-            )
+        for line in classify_lines(settings, stream):
+            sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="the public data folder (default $KOUBEI_DATA_DIR or ../shared/data)"),
+    ] = None,
+    name: Annotated[str, typer.Option(help="model name: writes models/<name>/")] = (
+        "koubei-bert-small"
+    ),
+    out: Annotated[Path, typer.Option(help="where model folders go")] = Path("models"),
+    work: Annotated[Path, typer.Option(help="stage outputs, reused when unchanged")] = Path(
+        "build/train"
+    ),
+    seed: Annotated[int, typer.Option(help="fixes data order, masking and weights")] = 20261128,
+    pretrain_epochs: Annotated[float, typer.Option(help="masked-LM passes over the text")] = 4.0,
+    finetune_epochs: Annotated[float, typer.Option(help="passes over the labelled text")] = 2.0,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="use only the first N public texts (a quick smoke run)")
+    ] = None,
+) -> None:
+    """Train the grader's transformer from the public data and the lending set (needs torch)."""
+    try:
+        from monitor.training.pipeline import TrainSettings
+        from monitor.training.pipeline import train as run_training
+    except ImportError as exc:
+        typer.echo(
+            f"error: training needs the 'train' extra ({exc.name} is missing): "
+            "pip install torch==2.13.0 && pip install -e '.[train]'",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    from monitor.training.corpus import DataMissing
+
+    settings = _settings(config)
+    folder = data_dir or Path(os.environ.get("KOUBEI_DATA_DIR") or "../shared/data")
+    ts = TrainSettings(
+        name=name,
+        seed=seed,
+        pretrain_epochs=pretrain_epochs,
+        finetune_epochs=finetune_epochs,
+        threads=threads,
+        limit=limit,
+    )
+    try:
+        metrics = run_training(folder, out, work / name, settings, ts)
+    except DataMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ev = metrics["evaluation"]
+    lend = ev["lending_heldout"]
+    typer.echo(
+        f"wrote {out / name} ({metrics['shipped_onnx']} ONNX): "
+        f"ChnSentiCorp test {ev['chnsenticorp_test']:.1%}, waimai held-out "
+        f"{ev['waimai_heldout']:.1%}; lending held-out severity exact "
+        f"{lend['severity_exact']:.1%}, P1 recall {lend['p1_recall']:.1%}, "
+        f"P1 precision {lend['p1_precision']:.1%}"
+    )
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="a Hugging Face checkpoint folder")],
+    int8: Annotated[bool, typer.Option(help="quantise weights to int8")] = True,
+) -> None:
+    """Add model.onnx to a classification checkpoint so Koubei can serve it (needs torch)."""
+    try:
+        from monitor.training.export import export_onnx, quantize_int8
+    except ImportError as exc:
+        typer.echo(f"error: exporting needs torch ({exc.name} is missing)", err=True)
+        raise typer.Exit(2) from None
+    if not (model_dir / "config.json").is_file():
+        typer.echo(f"error: {model_dir} has no config.json: not a checkpoint folder", err=True)
+        raise typer.Exit(2)
+    target = model_dir / "model.onnx"
+    if int8:
+        fp32 = model_dir / "model.fp32.onnx"
+        export_onnx(model_dir, fp32)
+        quantize_int8(fp32, target)
+        fp32.unlink()
+    else:
+        export_onnx(model_dir, target)
+    typer.echo(f"wrote {target}")
 
 
 @app.command()

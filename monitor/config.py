@@ -25,6 +25,7 @@ from monitor.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "koubei.yaml"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "koubei-bert-small"
 
 
 class Strict(BaseModel):
@@ -85,8 +86,19 @@ class StoreConfig(Strict):
     sqlite_path: str = "var/koubei.db"
 
 
+class ClassifierConfig(Strict):
+    kind: Literal["model", "rules"] = "model"
+    # A model directory (relative to this config file): koubei train's output or any
+    # Hugging Face sequence-classification checkpoint exported with `koubei export-onnx`.
+    model: str | None = None  # default: DEFAULT_MODEL
+    threads: int | None = Field(default=None, ge=1, le=64)
+    batch_size: int = Field(default=64, ge=1, le=1024)
+    category_threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
 class AppConfig(Strict):
     timezone: str = "Asia/Shanghai"
+    classifier: ClassifierConfig = ClassifierConfig()
     policy_file: str = "policy.yaml"
     lexicon_file: str = "lexicon.yaml"
     store: StoreConfig = StoreConfig()
@@ -312,6 +324,12 @@ class Settings(Strict):
         if not db.is_absolute():
             db = Path.cwd() / db
         return f"sqlite:///{db}"
+
+    def model_dir(self) -> Path:
+        if self.app.classifier.model is None:
+            return DEFAULT_MODEL
+        model = Path(self.app.classifier.model)
+        return model if model.is_absolute() else (self.path.parent / model).resolve()
 
     def source(self, name: str) -> SourceConfig:
         for src in self.app.sources:

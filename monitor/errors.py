@@ -7,6 +7,7 @@
      +-- ParseError       a source answered, but not in the format we know
      +-- DeliveryError    an alert could not be handed to Slack (or the console)
      +-- StoreError       the database is unreachable or not migrated
+     +-- ModelError       the model directory is missing, incomplete or unreadable
 
 Every message says what went wrong, where (file and key, source and URL),
 and what to do about it, so an operator can act on it at 3 a.m.
@@ -56,3 +57,7 @@ class DeliveryError(KoubeiError):
 
 class StoreError(KoubeiError):
     pass
+
+
+class ModelError(KoubeiError):
+    """The classifier's model directory is missing, incomplete or unreadable."""

@@ -198,7 +198,7 @@ class Demo:
             self.report(svc, settings, sink)
             self.write_outputs(svc)
             agreement = self.grader_agreement(svc)
-        print(f"Rules grader agrees with the hand labels on {agreement}.")
+        print(f"Grader {svc.grader.name} agrees with the hand labels on {agreement}.")
         print(f"Outputs in {self.out}/: slack_messages.json, posts.jsonl, koubei.db, reports/")
         missing = [g for g in GRADE_ORDER if not grouped.get(g)]
         print(

@@ -1,0 +1,35 @@
+"""Choose the grader the config asks for; the model is loaded once per process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from monitor.classify import Grader
+from monitor.classify.model_grader import ModelGrader
+from monitor.classify.onnx_model import OnnxClassifier
+from monitor.classify.rules import RulesGrader
+from monitor.config import Settings
+
+_loaded: dict[tuple[Path, int | None], OnnxClassifier] = {}
+_lock = threading.Lock()
+
+
+def load_classifier(path: Path, threads: int | None = None) -> OnnxClassifier:
+    with _lock:
+        key = (path.resolve(), threads)
+        if key not in _loaded:
+            _loaded[key] = OnnxClassifier(path, threads=threads)
+        return _loaded[key]
+
+
+def build_grader(settings: Settings) -> Grader:
+    cfg = settings.app.classifier
+    if cfg.kind == "rules":
+        return RulesGrader(settings.lexicon, settings.policy.raise_one_step)
+    return ModelGrader(
+        load_classifier(settings.model_dir(), cfg.threads),
+        settings.lexicon,
+        settings.policy.raise_one_step,
+        cfg.category_threshold,
+    )
