@@ -14,6 +14,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY config ./config
+# The grader's model (ONNX, int8); config/koubei.yaml points at ../models/koubei-bert-small.
+COPY models ./models
 RUN pip install --no-cache-dir . \
  && useradd --create-home --uid 10001 koubei \
  && mkdir -p /app/var /app/out \

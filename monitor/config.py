@@ -93,7 +93,7 @@ class ClassifierConfig(Strict):
     model: str | None = None  # default: DEFAULT_MODEL
     threads: int | None = Field(default=None, ge=1, le=64)
     batch_size: int = Field(default=64, ge=1, le=1024)
-    category_threshold: float = Field(default=0.5, gt=0, lt=1)
+    category_threshold: float = Field(default=0.35, gt=0, lt=1)
 
 
 class AppConfig(Strict):
@@ -233,6 +233,21 @@ class Policy(Strict):
     source_health: SourceHealth = SourceHealth()
     near_duplicates: NearDuplicates = NearDuplicates()
     raise_one_step: RaisePolicy = RaisePolicy()
+    # The lowest grade a complaint gets when the model finds this category in it.
+    category_floor: dict[
+        Literal[
+            "collection",
+            "fees",
+            "deduction",
+            "credit_report",
+            "privacy",
+            "fraud",
+            "service",
+            "app",
+            "approval",
+        ],
+        Literal["P2", "P3", "P4"],
+    ] = Field(default_factory=dict)
     case_join_window_hours: float = Field(default=72, gt=0)
     regulatory_decision_days: int = Field(default=15, gt=0)
 

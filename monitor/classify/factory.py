@@ -23,13 +23,18 @@ def load_classifier(path: Path, threads: int | None = None) -> OnnxClassifier:
         return _loaded[key]
 
 
+def model_grader(settings: Settings, classifier: OnnxClassifier) -> ModelGrader:
+    return ModelGrader(
+        classifier,
+        settings.lexicon,
+        settings.policy.raise_one_step,
+        settings.app.classifier.category_threshold,
+        settings.policy.category_floor,
+    )
+
+
 def build_grader(settings: Settings) -> Grader:
     cfg = settings.app.classifier
     if cfg.kind == "rules":
         return RulesGrader(settings.lexicon, settings.policy.raise_one_step)
-    return ModelGrader(
-        load_classifier(settings.model_dir(), cfg.threads),
-        settings.lexicon,
-        settings.policy.raise_one_step,
-        cfg.category_threshold,
-    )
+    return model_grader(settings, load_classifier(settings.model_dir(), cfg.threads))

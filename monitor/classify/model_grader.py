@@ -1,9 +1,11 @@
 """The transformer grader: the model reads sentiment and categories; the policy grades.
 
-Sentiment is the model's (nudged by the star rating where a store gives one);
+Sentiment is the model's (nudged by the star rating where a store gives one; a
+question without complaint words that the model is not sure of is neutral);
 categories are the model's above `category_threshold`, plus the lexicon's;
-escalation signals, harm and blocking words come from the lexicon, so every
-grade is explained by named words in `reasons`.
+escalation signals, harm and blocking words come from the lexicon, and a
+category the model finds may set a floor (policy.yaml `category_floor`), so
+every grade is explained by named words or categories in `reasons`.
 
 One safety override: a self-harm signal makes the post a complaint whatever
 the model says. A missed one costs a life; a false one costs a look.
@@ -12,17 +14,20 @@ the model says. A missed one costs a life; a false one costs a look.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.classify.onnx_model import OnnxClassifier, Prediction
 from monitor.classify.severity import EvidenceFinder, decide, quoted
+from monitor.classify.textprep import normalize
 from monitor.config import Lexicon, RaisePolicy
-from monitor.domain import Sentiment, Verdict
+from monitor.domain import Sentiment, Severity, Verdict
 
 # Log-odds a star rating adds: a 1★ "还行" is a complaint, a 5★ "还行" is not.
 _RATING_SHIFT = {1: -1.5, 2: -1.0, 3: -0.3, 4: 0.7, 5: 1.2}
 _ORDER = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
+# Above this the model's "negative" stands even for a question ("这利息合法吗？").
+_SURE = 0.9
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,14 @@ class ModelGrader:
         classifier: OnnxClassifier,
         lexicon: Lexicon,
         raise_policy: RaisePolicy,
-        category_threshold: float = 0.5,
+        category_threshold: float = 0.35,
+        category_floor: Mapping[str, str] | None = None,
     ) -> None:
         self.classifier = classifier
         self.finder = EvidenceFinder(lexicon)
         self.raise_policy = raise_policy
         self.category_threshold = category_threshold
+        self.floors = {k: Severity(v) for k, v in (category_floor or {}).items()}
         self.name = f"model:{classifier.version}"
 
     def grade(
@@ -63,7 +70,8 @@ class ModelGrader:
 
     def _verdict(self, item: GradeInput, pred: Prediction) -> Verdict:
         reasons: list[str] = []
-        ev = self.finder.find(item.text)
+        # The lexicon reads what the model reads: entities decoded, tags gone, full width folded.
+        ev = self.finder.find(normalize(item.text))
         logp = [math.log(max(p, 1e-9)) for p in pred.sentiment]
         if item.rating is not None and item.rating in _RATING_SHIFT:
             shift = _RATING_SHIFT[item.rating]
@@ -75,6 +83,14 @@ class ModelGrader:
         best = max(range(3), key=lambda i: probs[i])
         sentiment, score = _ORDER[best], round(probs[best], 3)
         reasons.append(f"model: {sentiment.value} {score:.2f}")
+        if (
+            sentiment is Sentiment.NEGATIVE
+            and ev.is_question
+            and ev.complaint_words == 0
+            and probs[0] < _SURE
+        ):
+            reasons.append("a question without complaint words")
+            sentiment, score = Sentiment.NEUTRAL, round(probs[1] + probs[0] / 2, 3)
         if "self_harm" in ev.signals and sentiment is not Sentiment.NEGATIVE:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
             sentiment = Sentiment.NEGATIVE
@@ -92,4 +108,5 @@ class ModelGrader:
             self.raise_policy,
             votes=item.votes,
             amount=item.amount,
+            floors={c: self.floors[c] for c in model_cats if c in self.floors},
         )

@@ -75,7 +75,8 @@ class EvidenceFinder:
             negative=negative,
             positive=[h for h in pos_all if not h.negated],
             flipped=[h for h in pos_all if h.negated],
-            is_question=bool(self.questions.find(text, self.negation)),
+            is_question=bool(self.questions.find(text, self.negation))
+            or text.rstrip(" 。.!！~～").endswith(("吗", "么", "呢", "?", "？")),
         )
 
 
@@ -90,6 +91,7 @@ def decide(
     *,
     votes: int = 0,
     amount: float | None = None,
+    floors: dict[str, Severity] | None = None,
 ) -> Verdict:
     signals = tuple(evidence.signals)
     if sentiment is Sentiment.NEGATIVE and not categories:
@@ -111,6 +113,16 @@ def decide(
         reasons.append(f"P3 service failure blocks the customer: {quoted(evidence.blocking)}")
     else:
         severity = Severity.P4
+    floor = max(
+        ((floors or {}).get(c, Severity.P4) for c in categories),
+        key=lambda s: s.rank,
+        default=Severity.P4,
+    )
+    if floor.rank > severity.rank:
+        severity = floor
+        named = [c for c in categories if (floors or {}).get(c) is floor]
+        reasons.append(f"{floor.value} by category: {'、'.join(named)}")
+    elif severity is Severity.P4:
         reasons.append("P4 mild dissatisfaction: no harm, block or escalation words")
     severity = _raise(severity, votes, amount, raise_policy, reasons)
     return Verdict(sentiment, score, tuple(categories), signals, severity, tuple(reasons), grader)

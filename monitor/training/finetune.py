@@ -50,6 +50,7 @@ def finetune(
     epochs: float,
     batch_size: int = 32,
     lr: float = 2e-4,
+    category_weight: float = 1.0,
 ) -> dict[str, float]:
     # The pretrained folder has an MLM head and no classifier: the load report saying so is noise.
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
@@ -85,7 +86,7 @@ def finetune(
                 per = torch.nn.functional.binary_cross_entropy_with_logits(
                     logits[:, N_SENT:], cats[idx], reduction="none"
                 ).mean(dim=1)
-                loss = loss + (per * weight).sum() / weight.sum()
+                loss = loss + category_weight * (per * weight).sum() / weight.sum()
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
