@@ -75,8 +75,7 @@ class EvidenceFinder:
             negative=negative,
             positive=[h for h in pos_all if not h.negated],
             flipped=[h for h in pos_all if h.negated],
-            is_question=bool(self.questions.find(text, self.negation))
-            or text.rstrip(" 。.!！~～").endswith(("吗", "么", "呢", "?", "？")),
+            is_question=bool(self.questions.find(text, self.negation)),
         )
 
 
