@@ -29,7 +29,7 @@ def model_grader(settings: Settings, classifier: OnnxClassifier) -> ModelGrader:
         settings.lexicon,
         settings.policy.raise_one_step,
         settings.app.classifier.category_threshold,
-        settings.policy.category_floor,
+        {str(k): str(v) for k, v in settings.policy.category_floor.items()},
     )
 
 

@@ -401,8 +401,9 @@ class Demo:
                     VerdictRow, col(VerdictRow.post_id) == col(PostRow.id)
                 )
             ).all()
-        agree = sum(1 for ext, sev in rows if expected.get(ext) == sev)
-        return f"{agree}/{len(rows)} reviews"
+        labelled = [(ext, sev) for ext, sev in rows if ext in expected]
+        agree = sum(1 for ext, sev in labelled if expected[ext] == sev)
+        return f"{agree}/{len(labelled)} labelled App Store reviews"
 
 
 def _click(case_id: int, action_id: str, user: str) -> bytes:
