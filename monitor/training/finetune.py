@@ -9,6 +9,7 @@ also neutral), the lending set both.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def finetune(
         problem_type="multi_label_classification",  # informational: the loss below is our own
     )
     model.train()
+    started = time.monotonic()
     rows = encode(tok, [e.text for e in examples])
     sent, cats, has_cats = targets(examples)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -100,4 +102,10 @@ def finetune(
     model.eval()  # type: ignore[no-untyped-call]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
-    return {"finetune_loss": round(ema, 4), "steps": step, "examples": len(rows)}
+    minutes = round((time.monotonic() - started) / 60, 1)
+    return {
+        "finetune_loss": round(ema, 4),
+        "steps": step,
+        "examples": len(rows),
+        "minutes": minutes,
+    }

@@ -227,7 +227,7 @@ def train(
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "machine": platform.machine(),
-            "minutes": round((time.monotonic() - started) / 60, 1),
+            "minutes_this_run": round((time.monotonic() - started) / 60, 1),
         },
         "parameters": sum(p.numel() for p in _load_torch(out).parameters()),
     }

@@ -7,6 +7,7 @@ softmax over every position would cost more than the encoder.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def pretrain(
     lr: float = 5e-4,
     seed: int = 0,
 ) -> dict[str, float]:
+    started = time.monotonic()
     rows = encode(tok, texts)
     rows = [r for r in rows if len(r) > 3]
     config = BertConfig(
@@ -91,4 +93,5 @@ def pretrain(
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
-    return {"mlm_loss": round(ema, 4), "steps": step, "texts": len(rows)}
+    minutes = round((time.monotonic() - started) / 60, 1)
+    return {"mlm_loss": round(ema, 4), "steps": step, "texts": len(rows), "minutes": minutes}
