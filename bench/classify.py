@@ -168,15 +168,13 @@ def tfidf_baseline(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    from monitor.classify.lending_set import LENDING_DIR, read_lending
     from monitor.classify.severity import EvidenceFinder, decide
     from monitor.domain import Sentiment
-    from monitor.training.corpus import NEU
     from monitor.training.evaluate import binary_accuracy, lending_figures
     from monitor.training.pipeline import lending_examples
 
-    lending_train = __import__(
-        "monitor.classify.lending_set", fromlist=["read_lending"]
-    ).read_lending(ROOT / "data" / "lending" / "train.tsv")
+    lending_train = read_lending(LENDING_DIR / "train.tsv")
     train = [e for e in public.train if e.sentiment is not None]
     train += lending_examples(lending_train, 8)
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
@@ -222,7 +220,6 @@ def tfidf_baseline(
         "waimai_heldout": binary_accuracy(probs([e.text for e in waimai]), waimai),
         "lending": lending_figures(grade, heldout),
         "per_s_batch64": rate(lambda ts: probs(ts), short_texts, seconds),
-        "neutral_class": NEU,
     }
 
 
