@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from monitor.domain import Severity
+from monitor.domain import Category, GradedCategory, Severity
 from monitor.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -234,20 +234,7 @@ class Policy(Strict):
     near_duplicates: NearDuplicates = NearDuplicates()
     raise_one_step: RaisePolicy = RaisePolicy()
     # The lowest grade a complaint gets when the model finds this category in it.
-    category_floor: dict[
-        Literal[
-            "collection",
-            "fees",
-            "deduction",
-            "credit_report",
-            "privacy",
-            "fraud",
-            "service",
-            "app",
-            "approval",
-        ],
-        Literal["P2", "P3", "P4"],
-    ] = Field(default_factory=dict)
+    category_floor: dict[GradedCategory, Literal["P2", "P3", "P4"]] = Field(default_factory=dict)
     case_join_window_hours: float = Field(default=72, gt=0)
     regulatory_decision_days: int = Field(default=15, gt=0)
 
@@ -276,21 +263,7 @@ class Lexicon(Strict):
         Literal["self_harm", "threat", "third_party", "regulator", "media", "legal", "collective"],
         list[str],
     ]
-    categories: dict[
-        Literal[
-            "collection",
-            "fees",
-            "deduction",
-            "credit_report",
-            "privacy",
-            "fraud",
-            "service",
-            "app",
-            "approval",
-            "other",
-        ],
-        list[str],
-    ]
+    categories: dict[Category, list[str]]
     harm: list[str] = Field(description="P2: money or rights harmed")
     blocking: list[str] = Field(description="P3: a service failure that blocks the customer")
 

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 class Severity(StrEnum):
@@ -38,6 +38,22 @@ _BY_RANK = {rank: sev for sev, rank in _SEVERITY_RANK.items()}
 
 def most_severe(*grades: Severity) -> Severity:
     return max(grades, key=lambda s: s.rank)
+
+
+# DESIGN.md's categories, named once: the lexicon, the policy and the model's outputs use these.
+GradedCategory = Literal[
+    "collection",
+    "fees",
+    "deduction",
+    "credit_report",
+    "privacy",
+    "fraud",
+    "service",
+    "app",
+    "approval",
+]
+Category = Literal[GradedCategory, "other"]
+CATEGORIES: tuple[str, ...] = (*get_args(GradedCategory), "other")
 
 
 class Sentiment(StrEnum):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify.labels import CATEGORIES
 from monitor.classify.lending_set import LENDING_DIR, LendingSetError, read_lending
+from monitor.domain import CATEGORIES
 
 
 def test_the_set_covers_every_grade_and_category_on_both_sides() -> None:

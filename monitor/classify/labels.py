@@ -9,19 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from monitor.domain import CATEGORIES
+
 SENTIMENTS = ("negative", "neutral", "positive")
-CATEGORIES = (
-    "collection",
-    "fees",
-    "deduction",
-    "credit_report",
-    "privacy",
-    "fraud",
-    "service",
-    "app",
-    "approval",
-    "other",
-)
 DEFAULT_LABELS = tuple(f"sentiment:{s}" for s in SENTIMENTS) + tuple(
     f"category:{c}" for c in CATEGORIES
 )

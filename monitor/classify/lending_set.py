@@ -11,7 +11,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.classify.labels import CATEGORIES, SENTIMENTS
+from monitor.classify.labels import SENTIMENTS
+from monitor.domain import CATEGORIES
 
 LENDING_DIR = Path(__file__).resolve().parents[2] / "data" / "lending"
 _GRADES = ("P1", "P2", "P3", "P4", "none")

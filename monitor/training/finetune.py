@@ -15,13 +15,12 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from tqdm import tqdm
 from transformers import BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from monitor.classify.labels import CATEGORIES, DEFAULT_LABELS
-from monitor.training.batches import bucketed
-from monitor.training.common import encode, linear_schedule, pad
+from monitor.classify.labels import DEFAULT_LABELS
+from monitor.domain import CATEGORIES
+from monitor.training.common import encode, train_steps
 from monitor.training.corpus import Example
 
 N_SENT = 3
@@ -66,39 +65,29 @@ def finetune(
     started = time.monotonic()
     rows = encode(tok, [e.text for e in examples])
     sent, cats, has_cats = targets(examples)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    per_epoch = -(-len(rows) // batch_size)
-    total = max(1, int(per_epoch * epochs))
-    sched = linear_schedule(opt, total)
-    lengths = [len(r) for r in rows]
-    step, ema = 0, 0.0
-    bar = tqdm(total=total, desc="fine-tune (sentiment + categories)", unit="batch")
-    while step < total:
-        for batch in bucketed(lengths, batch_size, rng):
-            if step >= total:
-                break
-            ids, attn = pad([rows[i] for i in batch])
-            logits = model(input_ids=ids, attention_mask=attn).logits
-            idx = torch.tensor(batch)
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :N_SENT], sent[idx], ignore_index=-100
-            )
-            weight = has_cats[idx]
-            if weight.sum() > 0:
-                per = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits[:, N_SENT:], cats[idx], reduction="none"
-                ).mean(dim=1)
-                loss = loss + category_weight * (per * weight).sum() / weight.sum()
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            ema = loss.item() if step == 1 else 0.98 * ema + 0.02 * loss.item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{ema:.3f}")
-    bar.close()
+
+    def loss_of(batch: list[int], ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        logits = model(input_ids=ids, attention_mask=attn).logits
+        idx = torch.tensor(batch)
+        loss = torch.nn.functional.cross_entropy(logits[:, :N_SENT], sent[idx], ignore_index=-100)
+        weight = has_cats[idx]
+        if weight.sum() > 0:
+            per = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[:, N_SENT:], cats[idx], reduction="none"
+            ).mean(dim=1)
+            loss = loss + category_weight * (per * weight).sum() / weight.sum()
+        return loss
+
+    ema, step = train_steps(
+        model,
+        rows,
+        rng,
+        loss_of,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        desc="fine-tune (sentiment + categories)",
+    )
     model.eval()  # type: ignore[no-untyped-call]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
