@@ -67,8 +67,8 @@ def pretrain_stage(
         epochs=settings.pretrain_epochs,
         shape=settings.shape.as_dict(),
     )
-    info = stages.done(folder, stage_key)
-    if info is None:
+
+    def compute() -> dict[str, Any]:
         rng = seed_everything(settings.seed, settings.threads)
         info = pretrain(
             texts,
@@ -80,10 +80,9 @@ def pretrain_stage(
             seed=settings.seed,
         )
         tok.save(str(folder / "tokenizer.json"))
-        stages.mark(folder, stage_key, info)
-    else:
-        print(f"reusing the pretrained encoder in {folder} (same data, seed and settings)")
-    return tok, folder, {**info, "key": stage_key}
+        return info
+
+    return tok, folder, stages.run(folder, stage_key, "the pretrained encoder", compute)
 
 
 def finetune_stage(
@@ -105,15 +104,13 @@ def finetune_stage(
         epochs=ts.finetune_epochs,
         repeats=ts.lending_repeats,
     )
-    info = stages.done(folder, stage_key)
-    if info is None:
+
+    def compute() -> dict[str, Any]:
         rng = seed_everything(ts.seed + 1, ts.threads)
         examples = public.train + lending_examples(lending_train, ts.lending_repeats)
-        info = finetune(pre_dir, tok, examples, folder, rng, epochs=ts.finetune_epochs)
-        stages.mark(folder, stage_key, info)
-    else:
-        print(f"reusing the fine-tuned model in {folder} (same data, seed and settings)")
-    return folder, {**info, "key": stage_key}
+        return finetune(pre_dir, tok, examples, folder, rng, epochs=ts.finetune_epochs)
+
+    return folder, stages.run(folder, stage_key, "the fine-tuned model", compute)
 
 
 def specialise_stage(
@@ -133,12 +130,12 @@ def specialise_stage(
         lr=ts.specialise_lr,
         seed=ts.seed,
     )
-    info = stages.done(folder, stage_key)
-    if info is None:
+
+    def compute() -> dict[str, Any]:
         rng = seed_everything(ts.seed + 2, ts.threads)
         lending = lending_examples(lending_train, 1)
         beside = rng.sample(public.train, min(len(public.train), len(lending)))
-        info = finetune(
+        return finetune(
             ft_dir,
             tok,
             lending + beside,
@@ -148,10 +145,8 @@ def specialise_stage(
             lr=ts.specialise_lr,
             category_weight=ts.specialise_category_weight,
         )
-        stages.mark(folder, stage_key, info)
-    else:
-        print(f"reusing the specialised model in {folder} (same data, seed and settings)")
-    return folder, info
+
+    return folder, stages.run(folder, stage_key, "the specialised model", compute)
 
 
 def lending_examples(rows: list[LabelledText], repeats: int) -> list[Example]:

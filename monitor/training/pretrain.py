@@ -13,11 +13,9 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from tqdm import tqdm
 from transformers import BertConfig, BertForMaskedLM
 
-from monitor.training.batches import bucketed
-from monitor.training.common import Shape, encode, linear_schedule, pad
+from monitor.training.common import Shape, encode, train_steps
 
 SPECIAL_IDS = 5  # [PAD] [UNK] [CLS] [SEP] [MASK] are ids 0-4
 MASK_ID = 4
@@ -65,32 +63,23 @@ def pretrain(
     model = BertForMaskedLM(config)
     model.train()
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    per_epoch = -(-len(rows) // batch_size)
-    total = max(1, int(per_epoch * epochs))
-    sched = linear_schedule(opt, total)
-    lengths = [len(r) for r in rows]
-    step, ema = 0, 0.0
-    bar = tqdm(total=total, desc="pretrain (masked LM)", unit="batch", dynamic_ncols=True)
-    while step < total:
-        for batch in bucketed(lengths, batch_size, rng):
-            if step >= total:
-                break
-            ids, attn = pad([rows[i] for i in batch])
-            inputs, chosen = mask_tokens(ids, attn, config.vocab_size, gen)
-            hidden = model.bert(input_ids=inputs, attention_mask=attn).last_hidden_state
-            logits = model.cls(hidden[chosen])
-            loss = torch.nn.functional.cross_entropy(logits, ids[chosen])
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            ema = loss.item() if step == 1 else 0.98 * ema + 0.02 * loss.item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{ema:.3f}")
-    bar.close()
+
+    def loss_of(_: list[int], ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        inputs, chosen = mask_tokens(ids, attn, config.vocab_size, gen)
+        hidden = model.bert(input_ids=inputs, attention_mask=attn).last_hidden_state
+        logits = model.cls(hidden[chosen])
+        return torch.nn.functional.cross_entropy(logits, ids[chosen])
+
+    ema, step = train_steps(
+        model,
+        rows,
+        rng,
+        loss_of,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        desc="pretrain (masked LM)",
+    )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     minutes = round((time.monotonic() - started) / 60, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,16 @@ def mark(folder: Path, stage_key: str, result: dict[str, Any]) -> None:
     (folder / "stage.json").write_text(
         json.dumps({"key": stage_key, **result}, indent=2, ensure_ascii=False), encoding="utf-8"
     )
+
+
+def run(
+    folder: Path, stage_key: str, what: str, compute: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The stage's info (with its key): computed and marked, or read back when the key matches."""
+    info = done(folder, stage_key)
+    if info is None:
+        info = compute()
+        mark(folder, stage_key, info)
+    else:
+        print(f"reusing {what} in {folder} (same data, seed and settings)")
+    return {**info, "key": stage_key}
