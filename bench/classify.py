@@ -96,8 +96,8 @@ def main() -> int:
         print(f"skipped: {exc}")
         return 0
 
+    from monitor.classify import GradeInput
     from monitor.classify.factory import model_grader
-    from monitor.classify.model_grader import GradeInput
     from monitor.classify.onnx_model import OnnxClassifier
     from monitor.classify.rules import RulesGrader
     from monitor.config import load_settings

@@ -94,6 +94,8 @@ class ClassifierConfig(Strict):
     threads: int | None = Field(default=None, ge=1, le=64)
     batch_size: int = Field(default=64, ge=1, le=1024)
     category_threshold: float = Field(default=0.35, gt=0, lt=1)
+    # The model's grade levels ("at least P2/P3") raise a complaint's grade at this probability.
+    level_threshold: float = Field(default=0.5, gt=0, lt=1)
 
 
 class AppConfig(Strict):

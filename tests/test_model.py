@@ -117,7 +117,7 @@ def test_the_star_rating_moves_a_borderline_review(grader: ModelGrader) -> None:
 
 
 def test_batched_and_single_grades_agree(grader: ModelGrader) -> None:
-    from monitor.classify.model_grader import GradeInput
+    from monitor.classify import GradeInput
 
     rows = read_lending(LENDING_DIR / "heldout.tsv")[:40]
     together = grader.grade_many([GradeInput(r.text) for r in rows])

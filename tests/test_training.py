@@ -14,6 +14,7 @@ import pytest
 from monitor.classify.model_grader import ModelGrader
 from monitor.classify.onnx_model import OnnxClassifier
 from monitor.config import load_settings
+from monitor.domain import CATEGORIES
 from monitor.training.common import Shape
 from monitor.training.corpus import DataMissing, load_public
 from monitor.training.pipeline import TrainSettings, train
@@ -70,6 +71,8 @@ def test_training_writes_a_servable_model_folder_and_reproduces_it(tmp_path: Pat
     verdict = grader.grade("催收威胁要上门，我已经报警了")
     assert verdict.model == "model:a"
     assert verdict.reasons
+    (pred,) = grader.classifier.predict(["扣了我两次款"])
+    assert set(pred.levels) == {"P2", "P3"} and set(pred.categories) == set(CATEGORIES)
 
     # The same data, seed and settings give the same weights.
     _train(tmp_path, data, "b")

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from monitor.domain import Verdict
 
 
+@dataclass(frozen=True)
+class GradeInput:
+    """One text to grade with the metadata the policy reads."""
+
+    text: str
+    rating: int | None = None
+    votes: int = 0
+    amount: float | None = None
+
+
 class Grader(Protocol):
     name: str
+
+    def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
+        """Verdicts in input order; a model grader batches them."""
+        ...
 
     def grade(
         self,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
+from monitor.classify import GradeInput
 from monitor.classify.factory import build_grader
-from monitor.classify.model_grader import GradeInput, ModelGrader
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
 from monitor.domain import Verdict
@@ -44,11 +44,7 @@ def classify_lines(settings: Settings, lines: Iterable[str]) -> Iterator[str]:
 
     def flush() -> Iterator[str]:
         texts = [t for t in chunk if t.strip()]
-        if isinstance(grader, ModelGrader):
-            verdicts = grader.grade_many([GradeInput(t) for t in texts], batch_size)
-        else:
-            verdicts = [grader.grade(t) for t in texts]
-        graded = iter(verdicts)
+        graded = iter(grader.grade_many([GradeInput(t) for t in texts], batch_size))
         for text in chunk:
             body = _as_dict(next(graded)) if text.strip() else _empty()
             yield json.dumps({"text": mask_pii(text), **body}, ensure_ascii=False)

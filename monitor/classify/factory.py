@@ -30,6 +30,7 @@ def model_grader(settings: Settings, classifier: OnnxClassifier) -> ModelGrader:
         settings.policy.raise_one_step,
         settings.app.classifier.category_threshold,
         {str(k): str(v) for k, v in settings.policy.category_floor.items()},
+        settings.app.classifier.level_threshold,
     )
 
 

@@ -3,9 +3,12 @@
 Sentiment is the model's (nudged by the star rating where a store gives one; a
 question without complaint words that the model is not sure of is neutral);
 categories are the model's above `category_threshold`, plus the lexicon's;
-escalation signals, harm and blocking words come from the lexicon, and a
-category the model finds may set a floor (policy.yaml `category_floor`), so
-every grade is explained by named words or categories in `reasons`.
+escalation signals, harm and blocking words come from the lexicon. Two model
+readings may raise a complaint's grade: a category with a floor (policy.yaml
+`category_floor`), and the model's grade level ("at least P2: money or rights
+harmed", "at least P3: blocked", above `level_threshold`). P1 needs a named
+escalation signal, so a crisis page always quotes its words. Every grade is
+explained in `reasons`: the words, categories or model reading that set it.
 
 One safety override: a self-harm signal makes the post a complaint whatever
 the model says. A missed one costs a life; a false one costs a look.
@@ -15,8 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from monitor.classify import GradeInput
 from monitor.classify.onnx_model import OnnxClassifier, Prediction
 from monitor.classify.severity import EvidenceFinder, decide, quoted
 from monitor.classify.textprep import normalize
@@ -30,14 +33,6 @@ _ORDER = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
 _SURE = 0.9
 
 
-@dataclass(frozen=True)
-class GradeInput:
-    text: str
-    rating: int | None = None
-    votes: int = 0
-    amount: float | None = None
-
-
 class ModelGrader:
     def __init__(
         self,
@@ -46,12 +41,14 @@ class ModelGrader:
         raise_policy: RaisePolicy,
         category_threshold: float = 0.35,
         category_floor: Mapping[str, str] | None = None,
+        level_threshold: float = 0.5,
     ) -> None:
         self.classifier = classifier
         self.finder = EvidenceFinder(lexicon)
         self.raise_policy = raise_policy
         self.category_threshold = category_threshold
         self.floors = {k: Severity(v) for k, v in (category_floor or {}).items()}
+        self.level_threshold = level_threshold
         self.name = f"model:{classifier.version}"
 
     def grade(
@@ -109,4 +106,13 @@ class ModelGrader:
             votes=item.votes,
             amount=item.amount,
             floors={c: self.floors[c] for c in model_cats if c in self.floors},
+            model_level=self._level(pred),
         )
+
+    def _level(self, pred: Prediction) -> tuple[Severity, float] | None:
+        """The gravest level the model reads at `level_threshold` or above."""
+        for grade in ("P2", "P3"):
+            p = pred.levels.get(grade)
+            if p is not None and p >= self.level_threshold:
+                return Severity(grade), p
+        return None

@@ -122,14 +122,25 @@ class OnnxClassifier:
         sent /= sent.sum(axis=1, keepdims=True)
         preds = []
         for r in range(raw.shape[0]):
-            cats = {name: float(1 / (1 + np.exp(-raw[r, i]))) for name, i in self.labels.categories}
-            preds.append(Prediction(tuple(float(x) for x in sent[r]), cats))
+            cats = {name: _sigmoid(raw[r, i]) for name, i in self.labels.categories}
+            levels = {grade: _sigmoid(raw[r, i]) for grade, i in self.labels.levels}
+            preds.append(Prediction(tuple(float(x) for x in sent[r]), cats, levels))
         return preds
 
 
-class Prediction:
-    __slots__ = ("categories", "sentiment")
+def _sigmoid(x: float) -> float:
+    return float(1 / (1 + np.exp(-x)))
 
-    def __init__(self, sentiment: tuple[float, ...], categories: dict[str, float]) -> None:
+
+class Prediction:
+    __slots__ = ("categories", "levels", "sentiment")
+
+    def __init__(
+        self,
+        sentiment: tuple[float, ...],
+        categories: dict[str, float],
+        levels: dict[str, float] | None = None,
+    ) -> None:
         self.sentiment = sentiment  # probabilities of negative, neutral, positive
         self.categories = categories  # name -> probability (empty for sentiment-only models)
+        self.levels = levels or {}  # "P2"/"P3" -> probability the complaint is at least that grave

@@ -7,7 +7,9 @@ the baseline the model is measured against.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from monitor.classify import GradeInput
 from monitor.classify.severity import Evidence, EvidenceFinder, decide, quoted
 from monitor.config import Lexicon, RaisePolicy
 from monitor.domain import Sentiment, Verdict
@@ -22,6 +24,9 @@ class RulesGrader:
     def __init__(self, lexicon: Lexicon, raise_policy: RaisePolicy) -> None:
         self.raise_policy = raise_policy
         self.finder = EvidenceFinder(lexicon)
+
+    def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
+        return [self.grade(i.text, rating=i.rating, votes=i.votes, amount=i.amount) for i in items]
 
     def grade(
         self,

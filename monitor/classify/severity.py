@@ -2,9 +2,11 @@
 
 A grader decides the sentiment; the lexicon finds the evidence; this module
 turns both into a grade. Only negative posts are graded: an escalation signal
-makes P1, harm words P2, blocking failures P3, any other complaint P4.
-Metadata (votes, amount in dispute) may raise one step, never lower. Every
-step that decides the grade adds a line to `reasons`.
+makes P1, harm words P2, blocking failures P3, any other complaint P4. A model
+grader may add floors (a category such as deduction; the model's own reading
+of harm or blocking): they raise a grade below P1, never lower one. Metadata
+(votes, amount in dispute) may raise one step, never lower. Every step that
+decides the grade adds a line to `reasons`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class EvidenceFinder:
         )
 
 
+_LEVEL_MEANING = {
+    Severity.P2: "money or rights harmed",
+    Severity.P3: "service failure blocks the customer",
+}
+
+
 def decide(
     sentiment: Sentiment,
     score: float,
@@ -91,6 +99,7 @@ def decide(
     votes: int = 0,
     amount: float | None = None,
     floors: dict[str, Severity] | None = None,
+    model_level: tuple[Severity, float] | None = None,
 ) -> Verdict:
     signals = tuple(evidence.signals)
     if sentiment is Sentiment.NEGATIVE and not categories:
@@ -121,7 +130,12 @@ def decide(
         severity = floor
         named = [c for c in categories if (floors or {}).get(c) is floor]
         reasons.append(f"{floor.value} by category: {'、'.join(named)}")
-    elif severity is Severity.P4:
+    if model_level is not None and model_level[0].rank > severity.rank:
+        severity = model_level[0]
+        reasons.append(
+            f"{severity.value} {_LEVEL_MEANING[severity]}: the model reads {model_level[1]:.2f}"
+        )
+    if severity is Severity.P4:
         reasons.append("P4 mild dissatisfaction: no harm, block or escalation words")
     severity = _raise(severity, votes, amount, raise_policy, reasons)
     return Verdict(sentiment, score, tuple(categories), signals, severity, tuple(reasons), grader)

@@ -33,6 +33,7 @@ class Example:
     sentiment: int | None  # NEG / NEU / POS, None when the source has no sentiment label
     categories: tuple[str, ...] | None  # None when the source has no category labels
     source: str
+    severity: str | None = None  # P1-P4 or "none" where graded (the lending set)
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""Stage 2: fine-tune the pretrained encoder on sentiment (3-way) and categories (multi-label).
+"""Stage 2: fine-tune the pretrained encoder on sentiment, categories and grade levels.
 
 One output vector (labels.DEFAULT_LABELS): softmax over the three sentiment
-outputs, a sigmoid per category. Each example trains the parts it has labels
-for: public reviews only sentiment (negative or positive; the bank comments
-also neutral), the lending set both.
+outputs, a sigmoid per category and per grade level ("at least P2", "at least
+P3"). Each example trains the parts it has labels for: public reviews only
+sentiment (negative or positive; the bank comments also neutral), the lending
+set all three.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from tokenizers import Tokenizer
 from transformers import BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from monitor.classify.labels import DEFAULT_LABELS
-from monitor.domain import CATEGORIES
+from monitor.classify.labels import DEFAULT_LABELS, LEVELS
+from monitor.domain import CATEGORIES, Severity
 from monitor.training.common import encode, train_steps
 from monitor.training.corpus import Example
 
@@ -27,17 +28,23 @@ N_SENT = 3
 
 
 def targets(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sentiment classes (-100: unlabelled), and the sigmoid outputs' targets with their mask."""
     sent = torch.tensor(
         [e.sentiment if e.sentiment is not None else -100 for e in examples], dtype=torch.long
     )
-    cats = torch.zeros((len(examples), len(CATEGORIES)))
-    has_cats = torch.zeros(len(examples))
+    width = len(CATEGORIES) + len(LEVELS)
+    aspects = torch.zeros((len(examples), width))
+    known = torch.zeros((len(examples), width))
     for i, e in enumerate(examples):
         if e.categories is not None:
-            has_cats[i] = 1.0
+            known[i, : len(CATEGORIES)] = 1.0
             for c in e.categories:
-                cats[i, CATEGORIES.index(c)] = 1.0
-    return sent, cats, has_cats
+                aspects[i, CATEGORIES.index(c)] = 1.0
+        if e.severity is not None:
+            for j, level in enumerate(LEVELS, start=len(CATEGORIES)):
+                known[i, j] = 1.0
+                aspects[i, j] = float(Severity(e.severity).rank >= Severity(level).rank)
+    return sent, aspects, known
 
 
 def finetune(
@@ -64,18 +71,21 @@ def finetune(
     model.train()
     started = time.monotonic()
     rows = encode(tok, [e.text for e in examples])
-    sent, cats, has_cats = targets(examples)
+    sent, aspects, known = targets(examples)
 
     def loss_of(batch: list[int], ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         logits = model(input_ids=ids, attention_mask=attn).logits
         idx = torch.tensor(batch)
         loss = torch.nn.functional.cross_entropy(logits[:, :N_SENT], sent[idx], ignore_index=-100)
-        weight = has_cats[idx]
-        if weight.sum() > 0:
-            per = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits[:, N_SENT:], cats[idx], reduction="none"
-            ).mean(dim=1)
-            loss = loss + category_weight * (per * weight).sum() / weight.sum()
+        mask = known[idx]
+        labelled = mask.sum(dim=1)
+        if labelled.sum() > 0:
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[:, N_SENT:], aspects[idx], reduction="none"
+            )
+            # A mean over each example's labelled outputs, then over the examples that have any.
+            per = (bce * mask).sum(dim=1) / labelled.clamp(min=1.0)
+            loss = loss + category_weight * per.sum() / (labelled > 0).sum()
         return loss
 
     ema, step = train_steps(
@@ -86,7 +96,7 @@ def finetune(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        desc="fine-tune (sentiment + categories)",
+        desc="fine-tune (sentiment, categories, levels)",
     )
     model.eval()  # type: ignore[no-untyped-call]
     out.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from monitor.classify import GradeInput
 from monitor.classify.factory import model_grader
+from monitor.classify.labels import DEFAULT_LABELS
 from monitor.classify.lending_set import LENDING_DIR, LabelledText, read_lending
-from monitor.classify.model_grader import GradeInput
 from monitor.classify.onnx_model import ONNX_FILE, OnnxClassifier
 from monitor.config import Settings
 from monitor.training import stages
@@ -98,7 +99,8 @@ def finetune_stage(
     folder = work / "finetune"
     stage_key = stages.key(
         pretrain=pre_key,
-        lending=[(r.text, r.sentiment, r.categories) for r in lending_train],
+        lending=[(r.text, r.sentiment, r.categories, r.severity) for r in lending_train],
+        labels=DEFAULT_LABELS,
         counts=public.counts,
         seed=ts.seed,
         epochs=ts.finetune_epochs,
@@ -150,7 +152,7 @@ def specialise_stage(
 
 
 def lending_examples(rows: list[LabelledText], repeats: int) -> list[Example]:
-    one = [Example(r.text, _SENT[r.sentiment], r.categories, "lending") for r in rows]
+    one = [Example(r.text, _SENT[r.sentiment], r.categories, "lending", r.severity) for r in rows]
     return one * repeats
 
 

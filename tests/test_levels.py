@@ -1,0 +1,99 @@
+"""The model's grade levels: how they are learnt and how the policy lets them raise a grade."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.classify import GradeInput
+from monitor.classify.labels import DEFAULT_LABELS, LabelMap
+from monitor.classify.model_grader import ModelGrader
+from monitor.classify.onnx_model import OnnxClassifier, Prediction
+from monitor.config import DEFAULT_MODEL, load_settings
+from monitor.domain import CATEGORIES, Severity, Verdict
+from monitor.training.corpus import NEG, POS, Example
+from monitor.training.finetune import targets
+
+# negative, neutral, positive; then every category at a low probability.
+NEGATIVE = (0.97, 0.02, 0.01)
+QUIET = dict.fromkeys(CATEGORIES, 0.01)
+
+
+@pytest.fixture(scope="module")
+def grader() -> ModelGrader:
+    settings = load_settings(env={})
+    return ModelGrader(
+        OnnxClassifier(DEFAULT_MODEL, threads=1),
+        settings.lexicon,
+        settings.policy.raise_one_step,
+        category_floor={"deduction": "P2"},
+        level_threshold=0.5,
+    )
+
+
+def verdict(grader: ModelGrader, text: str, pred: Prediction) -> Verdict:
+    return grader._verdict(GradeInput(text), pred)
+
+
+def test_the_models_reading_of_harm_raises_a_wordless_complaint(grader: ModelGrader) -> None:
+    # No harm or blocking word in the lexicon, yet money is plainly at stake.
+    text = "催收打到我单位，同事都知道了，太丢人了"
+    mild = verdict(grader, text, Prediction(NEGATIVE, QUIET, {"P2": 0.2, "P3": 0.3}))
+    assert mild.severity is Severity.P4
+    harmed = verdict(grader, text, Prediction(NEGATIVE, QUIET, {"P2": 0.81, "P3": 0.93}))
+    assert harmed.severity is Severity.P2
+    assert "P2 money or rights harmed: the model reads 0.81" in harmed.reasons
+    blocked = verdict(grader, text, Prediction(NEGATIVE, QUIET, {"P2": 0.3, "P3": 0.7}))
+    assert blocked.severity is Severity.P3
+    assert any("blocks the customer: the model reads 0.70" in r for r in blocked.reasons)
+
+
+def test_the_model_never_lowers_a_grade_nor_makes_a_crisis(grader: ModelGrader) -> None:
+    low = {"P2": 0.01, "P3": 0.01}
+    crisis = verdict(grader, "催收威胁要上门，我已经报警了", Prediction(NEGATIVE, QUIET, low))
+    assert crisis.severity is Severity.P1  # named signal words decide P1, not the model
+    harm = verdict(grader, "未经同意扣款，卡里的钱被划走了", Prediction(NEGATIVE, QUIET, low))
+    assert harm.severity is Severity.P2
+    high = {"P2": 0.99, "P3": 0.99}
+    mild = verdict(grader, "界面有点丑", Prediction(NEGATIVE, QUIET, high))
+    assert mild.severity is Severity.P2  # the model may raise up to P2, never to a crisis page
+
+
+def test_levels_do_not_grade_calm_text(grader: ModelGrader) -> None:
+    calm = (0.05, 0.9, 0.05)
+    v = verdict(grader, "自动扣款是几点扣", Prediction(calm, QUIET, {"P2": 0.9, "P3": 0.9}))
+    assert v.severity is Severity.NONE
+
+
+def test_a_model_without_level_outputs_still_grades(grader: ModelGrader) -> None:
+    v = verdict(grader, "界面有点丑", Prediction(NEGATIVE, QUIET))
+    assert v.severity is Severity.P4
+
+
+def test_level_targets_are_cumulative_and_only_where_graded() -> None:
+    rows = [
+        Example("a", NEG, ("collection",), "lending", "P1"),
+        Example("b", NEG, ("fees",), "lending", "P2"),
+        Example("c", NEG, ("app",), "lending", "P3"),
+        Example("d", NEG, ("app",), "lending", "P4"),
+        Example("e", POS, ("other",), "lending", "none"),
+        Example("f", POS, None, "waimai"),
+    ]
+    _, aspects, known = targets(rows)
+    p2, p3 = len(CATEGORIES), len(CATEGORIES) + 1
+    assert [(aspects[i, p2].item(), aspects[i, p3].item()) for i in range(5)] == [
+        (1.0, 1.0),
+        (1.0, 1.0),
+        (0.0, 1.0),
+        (0.0, 0.0),
+        (0.0, 0.0),
+    ]
+    assert known[5].sum().item() == 0  # public reviews train sentiment only
+    assert known[0].sum().item() == len(CATEGORIES) + 2
+
+
+def test_label_map_reads_level_outputs_by_name() -> None:
+    labels = LabelMap.parse(dict(enumerate(DEFAULT_LABELS)))
+    assert [g for g, _ in labels.levels] == ["P2", "P3"]
+    assert labels.size == len(DEFAULT_LABELS)
+    plain = LabelMap.parse({0: "negative", 1: "neutral", 2: "positive"})
+    assert plain.levels == ()
