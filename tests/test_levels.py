@@ -97,3 +97,41 @@ def test_label_map_reads_level_outputs_by_name() -> None:
     assert labels.size == len(DEFAULT_LABELS)
     plain = LabelMap.parse({0: "negative", 1: "neutral", 2: "positive"})
     assert plain.levels == ()
+
+
+def test_an_unsure_complaint_is_not_raised_on_the_models_word_alone(grader: ModelGrader) -> None:
+    unsure = (0.8, 0.15, 0.05)
+    levels = {"P2": 0.3, "P3": 0.9}
+    v = verdict(grader, "额度就那么一点，还天天让我去借", Prediction(unsure, QUIET, levels))
+    assert v.severity is Severity.P4
+    assert any("P3 reading (0.90) unused" in r for r in v.reasons)
+    # A lexicon word backs the complaint: the model's reading counts again.
+    backed = verdict(grader, "垃圾，额度就那么一点", Prediction(unsure, QUIET, levels))
+    assert backed.severity is Severity.P3
+
+
+def test_praise_without_complaint_words_is_not_a_complaint(grader: ModelGrader) -> None:
+    unsure = (0.8, 0.1, 0.1)
+    high = {"P2": 0.9, "P3": 0.9}
+    v = verdict(grader, "没有砍头息，用着放心，很满意", Prediction(unsure, QUIET, high))
+    assert v.sentiment.value == "positive" and v.severity is Severity.NONE
+    assert any(r.startswith("praise") for r in v.reasons)
+    sure = verdict(
+        grader, "没有砍头息，用着放心，很满意", Prediction((0.95, 0.03, 0.02), QUIET, high)
+    )
+    assert sure.sentiment.value == "negative"  # the model sure of a complaint stands
+
+
+def test_escalation_words_are_a_complaint_unless_the_post_asks_or_praises(
+    grader: ModelGrader,
+) -> None:
+    calm = (0.05, 0.35, 0.6)  # the model misreads a threat as praise
+    threat = verdict(grader, "凌晨两点打电话恐吓我，说今晚上门", Prediction(calm, QUIET, {}))
+    assert threat.severity is Severity.P1
+    assert any("neither asking nor praising" in r for r in threat.reasons)
+    asks = verdict(
+        grader, "看到新闻说央视报道了网贷，你们是正规平台吗", Prediction(calm, QUIET, {})
+    )
+    assert asks.severity is Severity.NONE
+    thanks = verdict(grader, "打12378投诉后客服解决了，很满意", Prediction(calm, QUIET, {}))
+    assert thanks.severity is Severity.NONE

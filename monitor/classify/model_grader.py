@@ -1,17 +1,22 @@
 """The transformer grader: the model reads sentiment and categories; the policy grades.
 
 Sentiment is the model's (nudged by the star rating where a store gives one; a
-question without complaint words that the model is not sure of is neutral);
-categories are the model's above `category_threshold`, plus the lexicon's;
-escalation signals, harm and blocking words come from the lexicon. Two model
-readings may raise a complaint's grade: a category with a floor (policy.yaml
-`category_floor`), and the model's grade level ("at least P2: money or rights
-harmed", "at least P3: blocked", above `level_threshold`). P1 needs a named
-escalation signal, so a crisis page always quotes its words. Every grade is
-explained in `reasons`: the words, categories or model reading that set it.
+question or praise without complaint words that the model is not sure of is
+not a complaint); categories are the model's above `category_threshold`, plus
+the lexicon's; escalation signals, harm and blocking words come from the
+lexicon. Two model readings may raise a complaint's grade: a category with a
+floor (policy.yaml `category_floor`), and the model's grade level ("at least
+P2: money or rights harmed", "at least P3: blocked", above `level_threshold`;
+where no lexicon word backs the complaint, only if the model is sure it is
+one). P1 needs a named escalation signal, so a crisis page always quotes its
+words. Every grade is explained in `reasons`: the words, categories or model
+reading that set it.
 
-One safety override: a self-harm signal makes the post a complaint whatever
-the model says. A missed one costs a life; a false one costs a look.
+Safety overrides: a self-harm signal makes the post a complaint whatever the
+model says (a missed one costs a life; a false one costs a look), and so does
+any other escalation signal in a post that neither asks nor praises ("恐吓我",
+"已经起诉"): the model's sentiment alone never hides a crisis, while
+"请问12378是什么电话" and "打12378投诉后客服解决了，满意" stay calm.
 """
 
 from __future__ import annotations
@@ -80,21 +85,35 @@ class ModelGrader:
         best = max(range(3), key=lambda i: probs[i])
         sentiment, score = _ORDER[best], round(probs[best], 3)
         reasons.append(f"model: {sentiment.value} {score:.2f}")
+        # The lexicon's counter-evidence: a question ("请问…") or praise ("放心", "满意") and
+        # no live complaint word. "没有砍头息" leaves none: negated terms do not count.
+        calm_cue = ev.is_question or bool(ev.positive)
         if (
             sentiment is Sentiment.NEGATIVE
-            and ev.is_question
+            and calm_cue
             and ev.complaint_words == 0
             and probs[0] < _SURE
         ):
-            reasons.append("a question without complaint words")
-            sentiment, score = Sentiment.NEUTRAL, round(probs[1] + probs[0] / 2, 3)
+            if ev.is_question:
+                reasons.append("a question without complaint words")
+                sentiment, score = Sentiment.NEUTRAL, round(probs[1] + probs[0] / 2, 3)
+            else:
+                reasons.append(f"praise {quoted(ev.positive)} without complaint words")
+                sentiment, score = Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
         if "self_harm" in ev.signals and sentiment is not Sentiment.NEGATIVE:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
+            sentiment = Sentiment.NEGATIVE
+        elif ev.signals and sentiment is not Sentiment.NEGATIVE and not calm_cue:
+            words = quoted(h for hits in ev.signals.values() for h in hits)
+            reasons.append(f"escalation words {words}, neither asking nor praising: a complaint")
             sentiment = Sentiment.NEGATIVE
         model_cats = [c for c, p in pred.categories.items() if p >= self.category_threshold]
         categories = list(dict.fromkeys([*model_cats, *ev.categories]))
         if sentiment is Sentiment.NEGATIVE and "other" in categories and len(categories) > 1:
             categories.remove("other")
+        level = None
+        if sentiment is Sentiment.NEGATIVE:
+            level = self._level(pred, probs[0], ev.complaint_words, reasons)
         return decide(
             sentiment,
             score,
@@ -106,13 +125,25 @@ class ModelGrader:
             votes=item.votes,
             amount=item.amount,
             floors={c: self.floors[c] for c in model_cats if c in self.floors},
-            model_level=self._level(pred),
+            model_level=level,
         )
 
-    def _level(self, pred: Prediction) -> tuple[Severity, float] | None:
-        """The gravest level the model reads at `level_threshold` or above."""
+    def _level(
+        self, pred: Prediction, p_negative: float, complaint_words: int, reasons: list[str]
+    ) -> tuple[Severity, float] | None:
+        """The gravest level the model reads at `level_threshold` or above, if it may be used.
+
+        The level raises a grade on the model's word alone when no lexicon word backs the
+        complaint; then the model must also be sure it is a complaint at all.
+        """
         for grade in ("P2", "P3"):
             p = pred.levels.get(grade)
             if p is not None and p >= self.level_threshold:
+                if complaint_words == 0 and p_negative < _SURE:
+                    reasons.append(
+                        f"model's {grade} reading ({p:.2f}) unused: "
+                        f"a complaint only at {p_negative:.2f}"
+                    )
+                    return None
                 return Severity(grade), p
         return None

@@ -11,12 +11,16 @@ decides the grade adds a line to `reasons`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.classify.lexicon import Hit, NegationRule, TermGroup
 from monitor.config import Lexicon, RaisePolicy
 from monitor.domain import Sentiment, Severity, Verdict
+
+# "…你们是正规平台吗" asks even without a question mark: 吗/么 ending a clause.
+_ENDS_ASKING = re.compile(r"[吗么](?=[\s,，。.!！~～]*$|[，,。])")
 
 
 def quoted(hits: Iterable[Hit], limit: int = 3) -> str:
@@ -77,7 +81,8 @@ class EvidenceFinder:
             negative=negative,
             positive=[h for h in pos_all if not h.negated],
             flipped=[h for h in pos_all if h.negated],
-            is_question=bool(self.questions.find(text, self.negation)),
+            is_question=bool(self.questions.find(text, self.negation))
+            or bool(_ENDS_ASKING.search(text)),
         )
 
 
