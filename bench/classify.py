@@ -168,9 +168,10 @@ def tfidf_baseline(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    from monitor.classify import GradeInput
+    from monitor.classify.factory import model_grader
     from monitor.classify.lending_set import LENDING_DIR, read_lending
-    from monitor.classify.severity import EvidenceFinder, decide
-    from monitor.domain import Sentiment
+    from monitor.classify.onnx_model import Prediction
     from monitor.training.evaluate import binary_accuracy, lending_figures
     from monitor.training.pipeline import lending_examples
 
@@ -190,29 +191,19 @@ def tfidf_baseline(
             out[:, c] = p[:, j]
         return [tuple(row) for row in out]
 
-    finder = EvidenceFinder(settings.lexicon)
-    order = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
+    class Tfidf:
+        """Sentiment only: categories and grades come from the lexicon, as for any such model."""
+
+        version = "tfidf"
+
+        def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
+            return [Prediction(p, {}) for p in probs(texts)]
+
+    # The same policy, overrides and all, as the transformer's: only the reader differs.
+    grader = model_grader(settings, Tfidf())
 
     def grade(texts: Sequence[str]) -> list[Any]:
-        out = []
-        for t, p in zip(texts, probs(texts), strict=True):
-            best = max(range(3), key=lambda i: p[i])
-            ev = finder.find(t)
-            sent = order[best]
-            if "self_harm" in ev.signals:
-                sent = Sentiment.NEGATIVE
-            out.append(
-                decide(
-                    sent,
-                    p[best],
-                    list(ev.categories),
-                    ev,
-                    [],
-                    "tfidf",
-                    settings.policy.raise_one_step,
-                )
-            )
-        return out
+        return grader.grade_many([GradeInput(t) for t in texts])
 
     csc, waimai = public.chnsenticorp_test, public.waimai_heldout
     return {

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from monitor.classify import Grader
-from monitor.classify.model_grader import ModelGrader
+from monitor.classify.model_grader import ModelGrader, TextModel
 from monitor.classify.onnx_model import OnnxClassifier
 from monitor.classify.rules import RulesGrader
 from monitor.config import Settings
@@ -23,7 +23,7 @@ def load_classifier(path: Path, threads: int | None = None) -> OnnxClassifier:
         return _loaded[key]
 
 
-def model_grader(settings: Settings, classifier: OnnxClassifier) -> ModelGrader:
+def model_grader(settings: Settings, classifier: TextModel) -> ModelGrader:
     return ModelGrader(
         classifier,
         settings.lexicon,

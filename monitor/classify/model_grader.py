@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from monitor.classify import GradeInput
-from monitor.classify.onnx_model import OnnxClassifier, Prediction
+from monitor.classify.onnx_model import Prediction
 from monitor.classify.severity import EvidenceFinder, decide, quoted
 from monitor.classify.textprep import normalize
 from monitor.config import Lexicon, RaisePolicy
@@ -38,10 +39,18 @@ _ORDER = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
 _SURE = 0.9
 
 
+class TextModel(Protocol):
+    """What the grader reads: OnnxClassifier, or a baseline measured under the same policy."""
+
+    version: str
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]: ...
+
+
 class ModelGrader:
     def __init__(
         self,
-        classifier: OnnxClassifier,
+        classifier: TextModel,
         lexicon: Lexicon,
         raise_policy: RaisePolicy,
         category_threshold: float = 0.35,
