@@ -129,6 +129,7 @@ def test_escalation_words_are_a_complaint_unless_the_post_asks_or_praises(
     threat = verdict(grader, "凌晨两点打电话恐吓我，说今晚上门", Prediction(calm, QUIET, {}))
     assert threat.severity is Severity.P1
     assert any("neither asking nor praising" in r for r in threat.reasons)
+    assert threat.sentiment_score == 0.05  # the model's probability of a complaint, not a guess
     asks = verdict(
         grader, "看到新闻说央视报道了网贷，你们是正规平台吗", Prediction(calm, QUIET, {})
     )

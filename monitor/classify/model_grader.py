@@ -111,11 +111,12 @@ class ModelGrader:
                 sentiment, score = Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
         if "self_harm" in ev.signals and sentiment is not Sentiment.NEGATIVE:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
-            sentiment = Sentiment.NEGATIVE
+            # The score stays the model's own: how sure it was, not how sure the override is.
+            sentiment, score = Sentiment.NEGATIVE, round(probs[0], 3)
         elif ev.signals and sentiment is not Sentiment.NEGATIVE and not calm_cue:
             words = quoted(h for hits in ev.signals.values() for h in hits)
             reasons.append(f"escalation words {words}, neither asking nor praising: a complaint")
-            sentiment = Sentiment.NEGATIVE
+            sentiment, score = Sentiment.NEGATIVE, round(probs[0], 3)
         model_cats = [c for c, p in pred.categories.items() if p >= self.category_threshold]
         categories = list(dict.fromkeys([*model_cats, *ev.categories]))
         if sentiment is Sentiment.NEGATIVE and "other" in categories and len(categories) > 1:
