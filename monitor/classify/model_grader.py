@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from monitor.classify import GradeInput
+from monitor.classify.labels import LEVELS
 from monitor.classify.onnx_model import Prediction
 from monitor.classify.severity import EvidenceFinder, decide, quoted
 from monitor.classify.textprep import normalize
@@ -146,7 +147,7 @@ class ModelGrader:
         The level raises a grade on the model's word alone when no lexicon word backs the
         complaint; then the model must also be sure it is a complaint at all.
         """
-        for grade in ("P2", "P3"):
+        for grade in LEVELS:  # gravest first
             p = pred.levels.get(grade)
             if p is not None and p >= self.level_threshold:
                 if complaint_words == 0 and p_negative < _SURE:

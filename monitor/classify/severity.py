@@ -86,7 +86,8 @@ class EvidenceFinder:
         )
 
 
-_LEVEL_MEANING = {
+# What P2 and P3 mean, said the same way whether lexicon words or the model's reading decide.
+_MEANING = {
     Severity.P2: "money or rights harmed",
     Severity.P3: "service failure blocks the customer",
 }
@@ -120,10 +121,10 @@ def decide(
             reasons.append(f"P1 {name} signal: {quoted(hits)}")
     elif evidence.harm:
         severity = Severity.P2
-        reasons.append(f"P2 money or rights harmed: {quoted(evidence.harm)}")
+        reasons.append(f"P2 {_MEANING[Severity.P2]}: {quoted(evidence.harm)}")
     elif evidence.blocking:
         severity = Severity.P3
-        reasons.append(f"P3 service failure blocks the customer: {quoted(evidence.blocking)}")
+        reasons.append(f"P3 {_MEANING[Severity.P3]}: {quoted(evidence.blocking)}")
     else:
         severity = Severity.P4
     floor = max(
@@ -138,7 +139,7 @@ def decide(
     if model_level is not None and model_level[0].rank > severity.rank:
         severity = model_level[0]
         reasons.append(
-            f"{severity.value} {_LEVEL_MEANING[severity]}: the model reads {model_level[1]:.2f}"
+            f"{severity.value} {_MEANING[severity]}: the model reads {model_level[1]:.2f}"
         )
     if severity is Severity.P4:
         reasons.append("P4 mild dissatisfaction: no harm, block or escalation words")
