@@ -87,11 +87,12 @@ def main() -> int:
     from monitor.training.corpus import DataMissing, load_public
 
     data_dir = args.data_dir or Path(os.environ.get("KOUBEI_DATA_DIR") or ROOT / "../shared/data")
-    from monitor.classify.lending_set import LENDING_DIR, read_lending
+    from monitor.classify.lending_set import evaluation_sets
 
-    heldout = read_lending(LENDING_DIR / "heldout.tsv")
+    lending = evaluation_sets()
+    heldout, fresh = lending["lending_heldout"], lending["lending_fresh"]
     try:
-        public = load_public(data_dir, exclude=[r.text for r in heldout])
+        public = load_public(data_dir, exclude=[r.text for rows in lending.values() for r in rows])
     except DataMissing as exc:
         print(f"skipped: {exc}")
         return 0
@@ -127,6 +128,9 @@ def main() -> int:
         "lending": lending_figures(
             lambda ts: grader.grade_many([GradeInput(t) for t in ts]), heldout
         ),
+        "lending_fresh": lending_figures(
+            lambda ts: grader.grade_many([GradeInput(t) for t in ts]), fresh
+        ),
         "per_s_batch1": rate(one_by_one(clf.predict), short_texts[:200], args.seconds),
         "per_s_batch64": rate(lambda ts: clf.predict(ts, 64), short_texts, args.seconds),
         "per_s_batch64_chnsenticorp": rate(lambda ts: clf.predict(ts, 64), csc_texts, args.seconds),
@@ -138,11 +142,12 @@ def main() -> int:
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
     figures["rules"] = {
         "lending": lending_figures(lambda ts: [rules.grade(t) for t in ts], heldout),
+        "lending_fresh": lending_figures(lambda ts: [rules.grade(t) for t in ts], fresh),
         "per_s": rate(lambda ts: [rules.grade(t) for t in ts], short_texts, args.seconds),
     }
 
     try:
-        figures["tfidf_lr"] = tfidf_baseline(public, heldout, settings, short_texts, args.seconds)
+        figures["tfidf_lr"] = tfidf_baseline(public, lending, settings, short_texts, args.seconds)
     except ImportError as exc:
         print(f"TF-IDF baseline skipped: {exc.name} missing (pip install -e '.[train]')")
     try:
@@ -162,7 +167,7 @@ def main() -> int:
 
 
 def tfidf_baseline(
-    public: Any, heldout: Any, settings: Any, short_texts: Sequence[str], seconds: float
+    public: Any, lending: Any, settings: Any, short_texts: Sequence[str], seconds: float
 ) -> dict[str, Any]:
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -209,7 +214,8 @@ def tfidf_baseline(
     return {
         "chnsenticorp_test": binary_accuracy(probs([e.text for e in csc]), csc),
         "waimai_heldout": binary_accuracy(probs([e.text for e in waimai]), waimai),
-        "lending": lending_figures(grade, heldout),
+        "lending": lending_figures(grade, lending["lending_heldout"]),
+        "lending_fresh": lending_figures(grade, lending["lending_fresh"]),
         "per_s_batch64": rate(lambda ts: probs(ts), short_texts, seconds),
     }
 
@@ -280,6 +286,14 @@ def _mark(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def _lending_line(g: dict[str, Any]) -> str:
+    return (
+        f"sentiment {g['sentiment_accuracy']:.1%}, severity exact {g['severity_exact']:.1%}, "
+        f"P1 recall {g['p1_recall']:.1%}, precision {g['p1_precision']:.1%}, "
+        f"calm graded P1/P2 {g['neutral_or_positive_graded_p1_p2']}"
+    )
+
+
 def report(f: dict[str, Any]) -> None:
     m = f["model"]
     lend = m["lending"]
@@ -304,6 +318,18 @@ def report(f: dict[str, Any]) -> None:
         f"  categories: precision {lend['category_precision']:.1%}, "
         f"recall {lend['category_recall']:.1%}"
     )
+    fr = m["lending_fresh"]
+    print(
+        f"lending fresh ({fr['texts']} texts, written after the model): "
+        f"sentiment {fr['sentiment_accuracy']:.1%}, severity exact {fr['severity_exact']:.1%} "
+        f"{_mark(fr['severity_exact'] >= 0.8)}, within one {fr['severity_within_one']:.1%}"
+    )
+    print(
+        f"  P1 recall {fr['p1_recall']:.1%} {_mark(fr['p1_recall'] >= 0.95)}, "
+        f"P1 precision {fr['p1_precision']:.1%} {_mark(fr['p1_precision'] >= 0.85)}, "
+        f"neutral/positive graded P1/P2: {fr['neutral_or_positive_graded_p1_p2']} "
+        f"{_mark(fr['neutral_or_positive_graded_p1_p2'] == 0)}"
+    )
     print(
         f"texts/s batch 1: {m['per_s_batch1']:.0f}; batch 64: {m['per_s_batch64']:.0f} "
         f"{_mark(m['per_s_batch64'] >= 1000)} (lending + waimai texts); "
@@ -319,24 +345,20 @@ def report(f: dict[str, Any]) -> None:
         f"koubei classify over {cli['texts']} texts: peak {cli['peak_mb']} MB "
         f"{_mark(cli['peak_mb'] < 500)}, {cli['wall_s']:.1f} s"
     )
-    r = f["rules"]["lending"]
     print("\n== side by side ==")
-    print(
-        f"rules grader: lending sentiment {r['sentiment_accuracy']:.1%}, severity exact "
-        f"{r['severity_exact']:.1%}, P1 recall {r['p1_recall']:.1%}, precision "
-        f"{r['p1_precision']:.1%}, calm graded P1/P2 {r['neutral_or_positive_graded_p1_p2']}; "
-        f"{f['rules']['per_s']:.0f} texts/s"
-    )
+    rules = f["rules"]
+    print(f"rules grader: {rules['per_s']:.0f} texts/s")
+    print(f"  held-out: {_lending_line(rules['lending'])}")
+    print(f"  fresh:    {_lending_line(rules['lending_fresh'])}")
     if "tfidf_lr" in f:
         t = f["tfidf_lr"]
-        tl = t["lending"]
         print(
-            f"char 1-3-gram TF-IDF + LR (same data): ChnSentiCorp {t['chnsenticorp_test']:.1%}, "
-            f"waimai {t['waimai_heldout']:.1%}, lending sentiment {tl['sentiment_accuracy']:.1%}, "
-            f"severity exact {tl['severity_exact']:.1%}, P1 recall {tl['p1_recall']:.1%}, "
-            f"calm graded P1/P2 {tl['neutral_or_positive_graded_p1_p2']}; "
+            f"char 1-3-gram TF-IDF + LR (same data, graded by the same policy): "
+            f"ChnSentiCorp {t['chnsenticorp_test']:.1%}, waimai {t['waimai_heldout']:.1%}; "
             f"{t['per_s_batch64']:.0f} texts/s"
         )
+        print(f"  held-out: {_lending_line(t['lending'])}")
+        print(f"  fresh:    {_lending_line(t['lending_fresh'])}")
     if "snownlp" in f:
         s = f["snownlp"]
         print(

@@ -239,6 +239,7 @@ def train(
             err=True,
         )
         raise typer.Exit(2) from None
+    from monitor.classify.lending_set import EVALUATION_FILES
     from monitor.training.corpus import DataMissing
 
     settings = _settings(config)
@@ -257,13 +258,15 @@ def train(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     ev = metrics["evaluation"]
-    lend = ev["lending_heldout"]
+    lending = "; ".join(
+        f"lending {name.removeprefix('lending_')} severity exact {ev[name]['severity_exact']:.1%}, "
+        f"P1 recall {ev[name]['p1_recall']:.1%}, P1 precision {ev[name]['p1_precision']:.1%}"
+        for name in EVALUATION_FILES
+    )
     typer.echo(
         f"wrote {out / name} ({metrics['shipped_onnx']} ONNX): "
         f"ChnSentiCorp test {ev['chnsenticorp_test']:.1%}, waimai held-out "
-        f"{ev['waimai_heldout']:.1%}; lending held-out severity exact "
-        f"{lend['severity_exact']:.1%}, P1 recall {lend['p1_recall']:.1%}, "
-        f"P1 precision {lend['p1_precision']:.1%}"
+        f"{ev['waimai_heldout']:.1%}; {lending}"
     )
 
 

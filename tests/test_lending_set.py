@@ -25,6 +25,14 @@ def test_the_set_covers_every_grade_and_category_on_both_sides() -> None:
         assert feature in texts
 
 
+def test_the_fresh_set_is_new_text_of_every_grade() -> None:
+    fresh = read_lending(LENDING_DIR / "fresh.tsv")
+    older = read_lending(LENDING_DIR / "train.tsv") + read_lending(LENDING_DIR / "heldout.tsv")
+    assert len(fresh) >= 150
+    assert {r.severity for r in fresh} == {"P1", "P2", "P3", "P4", "none"}
+    assert not {r.text for r in fresh} & {r.text for r in older}
+
+
 def test_a_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text(

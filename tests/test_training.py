@@ -59,6 +59,7 @@ def test_training_writes_a_servable_model_folder_and_reproduces_it(tmp_path: Pat
     ev = written["evaluation"]
     assert 0.0 <= ev["chnsenticorp_test"] <= 1.0
     assert ev["lending_heldout"]["texts"] > 190
+    assert ev["lending_fresh"]["texts"] >= 150
     assert written["data"]["lending_train"] > 400
     assert metrics["model"] == "a"
 

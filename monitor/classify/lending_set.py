@@ -1,8 +1,12 @@
 """The hand-written lending set (data/lending/*.tsv): reviews and complaints labelled for grading.
 
 Each file is tab-separated with a header: severity (P1-P4 or none), sentiment,
-categories (comma-separated), text. `train.tsv` is trained on; `heldout.tsv`
-is for evaluation only. A malformed line is an error naming file and line.
+categories (comma-separated), text. `train.tsv` is trained on. Two files are
+for evaluation only: `heldout.tsv`, the fixed third split off when the set was
+written, and `fresh.tsv`, written after the shipped model was frozen (the
+held-out third had by then been read for error analysis, so its figures are
+optimistic; the fresh set's first measurement is not). Neither is ever trained
+on. A malformed line is an error naming file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from monitor.domain import CATEGORIES
 
 LENDING_DIR = Path(__file__).resolve().parents[2] / "data" / "lending"
 _GRADES = ("P1", "P2", "P3", "P4", "none")
+EVALUATION_FILES = {"lending_heldout": "heldout.tsv", "lending_fresh": "fresh.tsv"}
 
 
 class LendingSetError(ValueError):
@@ -64,3 +69,8 @@ def read_lending(path: Path) -> list[LabelledText]:
                 raise LendingSetError(f"{where}: empty text")
             out.append(LabelledText(text, severity, sentiment, categories))
     return out
+
+
+def evaluation_sets(lending_dir: Path = LENDING_DIR) -> dict[str, list[LabelledText]]:
+    """The evaluation-only files by figure name; training removes their texts everywhere."""
+    return {name: read_lending(lending_dir / file) for name, file in EVALUATION_FILES.items()}

@@ -6,6 +6,7 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from tokenizers import Tokenizer
 from monitor.classify import GradeInput
 from monitor.classify.factory import model_grader
 from monitor.classify.labels import DEFAULT_LABELS
-from monitor.classify.lending_set import LENDING_DIR, LabelledText, read_lending
+from monitor.classify.lending_set import LENDING_DIR, LabelledText, evaluation_sets, read_lending
 from monitor.classify.onnx_model import ONNX_FILE, OnnxClassifier
 from monitor.config import Settings
 from monitor.training import stages
@@ -166,8 +167,8 @@ def train(
 ) -> dict[str, Any]:
     started = time.monotonic()
     lending_train = read_lending(lending_dir / "train.tsv")
-    lending_heldout = read_lending(lending_dir / "heldout.tsv")
-    public = load_public(data_dir, exclude=[r.text for r in lending_heldout])
+    lending_eval = evaluation_sets(lending_dir)
+    public = load_public(data_dir, exclude=[r.text for rows in lending_eval.values() for r in rows])
     if ts.limit is not None:
         public.train = public.train[: ts.limit]
         public.unlabelled = public.unlabelled[: ts.limit]
@@ -195,7 +196,7 @@ def train(
     figures: dict[str, Any] = {}
     for kind, file in (("fp32", fp32), ("int8", int8)):
         shutil.copyfile(file, out / ONNX_FILE)
-        figures[kind] = evaluate(out, settings, public, lending_heldout, ts.threads)
+        figures[kind] = evaluate(out, settings, public, lending_eval, ts.threads)
     dev32, dev8 = figures["fp32"]["chnsenticorp_dev"], figures["int8"]["chnsenticorp_dev"]
     shipped = "int8" if dev8 >= dev32 - INT8_TOLERANCE else "fp32"
     shutil.copyfile(int8 if shipped == "int8" else fp32, out / ONNX_FILE)
@@ -211,10 +212,10 @@ def train(
             "data_dir": str(data_dir),
             "public_counts": public.counts,
             "lending_train": len(lending_train),
-            "lending_heldout": len(lending_heldout),
+            **{name: len(rows) for name, rows in lending_eval.items()},
             "lending_repeats": ts.lending_repeats,
             "dedupe": "ChnSentiCorp dev+test, waimai held-out sixth and the lending held-out "
-            "third removed from every training text",
+            "and fresh sets removed from every training text",
         },
         "training": {
             **asdict(ts),
@@ -275,7 +276,7 @@ def evaluate(
     model_dir: Path,
     settings: Settings,
     public: PublicData,
-    lending_heldout: list[LabelledText],
+    lending_eval: Mapping[str, list[LabelledText]],
     threads: int | None = None,
 ) -> dict[str, Any]:
     clf = OnnxClassifier(model_dir, threads=threads)
@@ -294,7 +295,10 @@ def evaluate(
         "waimai_heldout": round(
             binary_accuracy(probs(public.waimai_heldout), public.waimai_heldout), 4
         ),
-        "lending_heldout": lending_figures(
-            lambda texts: grader.grade_many([GradeInput(t) for t in texts]), lending_heldout
-        ),
+        **{
+            name: lending_figures(
+                lambda texts: grader.grade_many([GradeInput(t) for t in texts]), rows
+            )
+            for name, rows in lending_eval.items()
+        },
     }
