@@ -136,3 +136,17 @@ def test_escalation_words_are_a_complaint_unless_the_post_asks_or_praises(
     assert asks.severity is Severity.NONE
     thanks = verdict(grader, "打12378投诉后客服解决了，很满意", Prediction(calm, QUIET, {}))
     assert thanks.severity is Severity.NONE
+
+
+def test_a_named_institution_is_a_complaint_only_when_the_model_is_unsure(
+    grader: ModelGrader,
+) -> None:
+    text = "律师朋友说借款合同要仔细看，我看看"
+    sure_calm = verdict(grader, text, Prediction((0.04, 0.9, 0.06), QUIET, {}))
+    assert sure_calm.severity is Severity.NONE  # no P1 page for a friend who is a lawyer
+    unsure = verdict(grader, "我要把你们的合同发给央视", Prediction((0.3, 0.6, 0.1), QUIET, {}))
+    assert unsure.severity is Severity.P1
+    assert unsure.signals == ("media",)
+    # A threat is harm done, not a place named: even a model sure of calm does not hide it.
+    threat = verdict(grader, "催收说让我出门小心点", Prediction((0.04, 0.9, 0.06), QUIET, {}))
+    assert threat.severity is Severity.P1

@@ -14,9 +14,11 @@ reading that set it.
 
 Safety overrides: a self-harm signal makes the post a complaint whatever the
 model says (a missed one costs a life; a false one costs a look), and so does
-any other escalation signal in a post that neither asks nor praises ("恐吓我",
-"已经起诉"): the model's sentiment alone never hides a crisis, while
-"请问12378是什么电话" and "打12378投诉后客服解决了，满意" stay calm.
+any other escalation signal in a post that neither asks nor praises: a threat or
+abuse of third parties ("恐吓我") always, a named regulator, medium, court or
+group ("已经起诉") unless the model is sure it is no complaint (at most 0.1). The
+model's sentiment alone never hides harm done to a customer, while "请问12378是
+什么电话", "打12378投诉后客服解决了，满意" and "律师朋友说借款合同要仔细看" stay calm.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _RATING_SHIFT = {1: -1.5, 2: -1.0, 3: -0.3, 4: 0.7, 5: 1.2}
 _ORDER = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
 # Above this the model's "negative" stands even for a question ("这利息合法吗？").
 _SURE = 0.9
+# Signals that are harm done to someone, not a place named: no calm reading outweighs them.
+_HARM_DONE = frozenset({"threat", "third_party"})
 
 
 class TextModel(Protocol):
@@ -114,7 +118,12 @@ class ModelGrader:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
             # The score stays the model's own: how sure it was, not how sure the override is.
             sentiment, score = Sentiment.NEGATIVE, round(probs[0], 3)
-        elif ev.signals and sentiment is not Sentiment.NEGATIVE and not calm_cue:
+        elif (
+            ev.signals
+            and sentiment is not Sentiment.NEGATIVE
+            and not calm_cue
+            and (_HARM_DONE.intersection(ev.signals) or probs[0] > 1 - _SURE)
+        ):
             words = quoted(h for hits in ev.signals.values() for h in hits)
             reasons.append(f"escalation words {words}, neither asking nor praising: a complaint")
             sentiment, score = Sentiment.NEGATIVE, round(probs[0], 3)
