@@ -3,10 +3,10 @@
 Each file is tab-separated with a header: severity (P1-P4 or none), sentiment,
 categories (comma-separated), text. `train.tsv` is trained on. Two files are
 for evaluation only: `heldout.tsv`, the fixed third split off when the set was
-written, and `fresh.tsv`, written after the shipped model was frozen (the
-held-out third had by then been read for error analysis, so its figures are
-optimistic; the fresh set's first measurement is not). Neither is ever trained
-on. A malformed line is an error naming file and line.
+written, and `fresh.tsv`, written later, after the model then shipped was
+frozen (the held-out third had by then been read for error analysis, so its
+figures are optimistic), and never read for errors. Neither is trained on.
+A malformed line is an error naming file and line.
 """
 
 from __future__ import annotations
