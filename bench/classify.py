@@ -87,12 +87,12 @@ def main() -> int:
     from monitor.training.corpus import DataMissing, load_public
 
     data_dir = args.data_dir or Path(os.environ.get("KOUBEI_DATA_DIR") or ROOT / "../shared/data")
-    from monitor.classify.lending_set import evaluation_sets
+    from monitor.classify.lending_set import evaluation_sets, texts_of
 
     lending = evaluation_sets()
-    heldout, fresh = lending["lending_heldout"], lending["lending_fresh"]
+    heldout = lending["lending_heldout"]
     try:
-        public = load_public(data_dir, exclude=[r.text for rows in lending.values() for r in rows])
+        public = load_public(data_dir, exclude=texts_of(lending))
     except DataMissing as exc:
         print(f"skipped: {exc}")
         return 0
@@ -102,7 +102,7 @@ def main() -> int:
     from monitor.classify.onnx_model import OnnxClassifier
     from monitor.classify.rules import RulesGrader
     from monitor.config import load_settings
-    from monitor.training.evaluate import binary_accuracy, lending_figures
+    from monitor.training.evaluate import binary_accuracy, lending_figures_by_file
 
     settings = load_settings(env={})
     figures: dict[str, Any] = {"threads": args.threads}
@@ -125,11 +125,8 @@ def main() -> int:
     model: dict[str, Any] = {
         "chnsenticorp_test": binary_accuracy(model_probs(csc_texts), csc),
         "waimai_heldout": binary_accuracy(model_probs([e.text for e in waimai]), waimai),
-        "lending": lending_figures(
-            lambda ts: grader.grade_many([GradeInput(t) for t in ts]), heldout
-        ),
-        "lending_fresh": lending_figures(
-            lambda ts: grader.grade_many([GradeInput(t) for t in ts]), fresh
+        **lending_figures_by_file(
+            lambda ts: grader.grade_many([GradeInput(t) for t in ts]), lending
         ),
         "per_s_batch1": rate(one_by_one(clf.predict), short_texts[:200], args.seconds),
         "per_s_batch64": rate(lambda ts: clf.predict(ts, 64), short_texts, args.seconds),
@@ -141,8 +138,7 @@ def main() -> int:
 
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
     figures["rules"] = {
-        "lending": lending_figures(lambda ts: [rules.grade(t) for t in ts], heldout),
-        "lending_fresh": lending_figures(lambda ts: [rules.grade(t) for t in ts], fresh),
+        **lending_figures_by_file(lambda ts: [rules.grade(t) for t in ts], lending),
         "per_s": rate(lambda ts: [rules.grade(t) for t in ts], short_texts, args.seconds),
     }
 
@@ -177,7 +173,7 @@ def tfidf_baseline(
     from monitor.classify.factory import model_grader
     from monitor.classify.lending_set import LENDING_DIR, read_lending
     from monitor.classify.onnx_model import Prediction
-    from monitor.training.evaluate import binary_accuracy, lending_figures
+    from monitor.training.evaluate import binary_accuracy, lending_figures_by_file
     from monitor.training.pipeline import lending_examples
 
     lending_train = read_lending(LENDING_DIR / "train.tsv")
@@ -214,8 +210,7 @@ def tfidf_baseline(
     return {
         "chnsenticorp_test": binary_accuracy(probs([e.text for e in csc]), csc),
         "waimai_heldout": binary_accuracy(probs([e.text for e in waimai]), waimai),
-        "lending": lending_figures(grade, lending["lending_heldout"]),
-        "lending_fresh": lending_figures(grade, lending["lending_fresh"]),
+        **lending_figures_by_file(grade, lending),
         "per_s_batch64": rate(lambda ts: probs(ts), short_texts, seconds),
     }
 
@@ -286,6 +281,28 @@ def _mark(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def _lending_files(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A grader's figures per lending evaluation file, by the file's short name."""
+    return {k.removeprefix("lending_"): v for k, v in figures.items() if k.startswith("lending_")}
+
+
+def _report_lending(label: str, g: dict[str, Any]) -> None:
+    print(
+        f"lending {label}, {g['texts']} texts: sentiment {g['sentiment_accuracy']:.1%}, "
+        f"severity exact {g['severity_exact']:.1%} {_mark(g['severity_exact'] >= 0.8)}, "
+        f"within one {g['severity_within_one']:.1%}"
+    )
+    print(
+        f"  P1 recall {g['p1_recall']:.1%} {_mark(g['p1_recall'] >= 0.95)}, "
+        f"P1 precision {g['p1_precision']:.1%} {_mark(g['p1_precision'] >= 0.85)}, "
+        f"neutral/positive graded P1/P2: {g['neutral_or_positive_graded_p1_p2']} "
+        f"{_mark(g['neutral_or_positive_graded_p1_p2'] == 0)}"
+    )
+    print(
+        f"  categories: precision {g['category_precision']:.1%}, recall {g['category_recall']:.1%}"
+    )
+
+
 def _lending_line(g: dict[str, Any]) -> str:
     return (
         f"sentiment {g['sentiment_accuracy']:.1%}, severity exact {g['severity_exact']:.1%}, "
@@ -296,40 +313,14 @@ def _lending_line(g: dict[str, Any]) -> str:
 
 def report(f: dict[str, Any]) -> None:
     m = f["model"]
-    lend = m["lending"]
     print(f"\n== koubei-bert-small (ONNX Runtime, {f['threads']} threads) ==")
     print(
         f"ChnSentiCorp test accuracy      {m['chnsenticorp_test']:.1%}  target >= 93%  "
         f"{_mark(m['chnsenticorp_test'] >= 0.93)}"
     )
     print(f"waimai_10k held-out accuracy    {m['waimai_heldout']:.1%}")
-    print(
-        f"lending held-out ({lend['texts']} texts): sentiment {lend['sentiment_accuracy']:.1%}, "
-        f"severity exact {lend['severity_exact']:.1%} {_mark(lend['severity_exact'] >= 0.8)}, "
-        f"within one {lend['severity_within_one']:.1%}"
-    )
-    print(
-        f"  P1 recall {lend['p1_recall']:.1%} {_mark(lend['p1_recall'] >= 0.95)}, "
-        f"P1 precision {lend['p1_precision']:.1%} {_mark(lend['p1_precision'] >= 0.85)}, "
-        f"neutral/positive graded P1/P2: {lend['neutral_or_positive_graded_p1_p2']} "
-        f"{_mark(lend['neutral_or_positive_graded_p1_p2'] == 0)}"
-    )
-    print(
-        f"  categories: precision {lend['category_precision']:.1%}, "
-        f"recall {lend['category_recall']:.1%}"
-    )
-    fr = m["lending_fresh"]
-    print(
-        f"lending fresh ({fr['texts']} texts, written after the model): "
-        f"sentiment {fr['sentiment_accuracy']:.1%}, severity exact {fr['severity_exact']:.1%} "
-        f"{_mark(fr['severity_exact'] >= 0.8)}, within one {fr['severity_within_one']:.1%}"
-    )
-    print(
-        f"  P1 recall {fr['p1_recall']:.1%} {_mark(fr['p1_recall'] >= 0.95)}, "
-        f"P1 precision {fr['p1_precision']:.1%} {_mark(fr['p1_precision'] >= 0.85)}, "
-        f"neutral/positive graded P1/P2: {fr['neutral_or_positive_graded_p1_p2']} "
-        f"{_mark(fr['neutral_or_positive_graded_p1_p2'] == 0)}"
-    )
+    for label, g in _lending_files(m).items():
+        _report_lending(label, g)
     print(
         f"texts/s batch 1: {m['per_s_batch1']:.0f}; batch 64: {m['per_s_batch64']:.0f} "
         f"{_mark(m['per_s_batch64'] >= 1000)} (lending + waimai texts); "
@@ -348,8 +339,8 @@ def report(f: dict[str, Any]) -> None:
     print("\n== side by side ==")
     rules = f["rules"]
     print(f"rules grader: {rules['per_s']:.0f} texts/s")
-    print(f"  held-out: {_lending_line(rules['lending'])}")
-    print(f"  fresh:    {_lending_line(rules['lending_fresh'])}")
+    for label, g in _lending_files(rules).items():
+        print(f"  {label}: {_lending_line(g)}")
     if "tfidf_lr" in f:
         t = f["tfidf_lr"]
         print(
@@ -357,8 +348,8 @@ def report(f: dict[str, Any]) -> None:
             f"ChnSentiCorp {t['chnsenticorp_test']:.1%}, waimai {t['waimai_heldout']:.1%}; "
             f"{t['per_s_batch64']:.0f} texts/s"
         )
-        print(f"  held-out: {_lending_line(t['lending'])}")
-        print(f"  fresh:    {_lending_line(t['lending_fresh'])}")
+        for label, g in _lending_files(t).items():
+            print(f"  {label}: {_lending_line(g)}")
     if "snownlp" in f:
         s = f["snownlp"]
         print(

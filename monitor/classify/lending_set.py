@@ -12,6 +12,7 @@ A malformed line is an error naming file and line.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +75,8 @@ def read_lending(path: Path) -> list[LabelledText]:
 def evaluation_sets(lending_dir: Path = LENDING_DIR) -> dict[str, list[LabelledText]]:
     """The evaluation-only files by figure name; training removes their texts everywhere."""
     return {name: read_lending(lending_dir / file) for name, file in EVALUATION_FILES.items()}
+
+
+def texts_of(sets: Mapping[str, list[LabelledText]]) -> list[str]:
+    """Every text in these files: what training must never see."""
+    return [r.text for rows in sets.values() for r in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor.classify.lending_set import LabelledText
@@ -20,6 +20,14 @@ def binary_accuracy(probs: Sequence[Sequence[float]], examples: Sequence[Example
         guess = POS if p[2] > p[0] else NEG
         right += guess == e.sentiment
     return right / max(1, len(examples))
+
+
+def lending_figures_by_file(
+    grade: Callable[[Sequence[str]], list[Verdict]],
+    sets: Mapping[str, Sequence[LabelledText]],
+) -> dict[str, dict[str, Any]]:
+    """`lending_figures` for each evaluation file, by its figure name."""
+    return {name: lending_figures(grade, rows) for name, rows in sets.items()}
 
 
 def lending_figures(

@@ -18,13 +18,19 @@ from tokenizers import Tokenizer
 from monitor.classify import GradeInput
 from monitor.classify.factory import model_grader
 from monitor.classify.labels import DEFAULT_LABELS
-from monitor.classify.lending_set import LENDING_DIR, LabelledText, evaluation_sets, read_lending
+from monitor.classify.lending_set import (
+    LENDING_DIR,
+    LabelledText,
+    evaluation_sets,
+    read_lending,
+    texts_of,
+)
 from monitor.classify.onnx_model import ONNX_FILE, OnnxClassifier
 from monitor.config import Settings
 from monitor.training import stages
 from monitor.training.common import Shape, seed_everything
 from monitor.training.corpus import NEG, NEU, POS, Example, PublicData, load_public
-from monitor.training.evaluate import binary_accuracy, lending_figures
+from monitor.training.evaluate import binary_accuracy, lending_figures_by_file
 from monitor.training.export import export_onnx, quantize_int8
 from monitor.training.finetune import finetune
 from monitor.training.pretrain import pretrain
@@ -168,7 +174,7 @@ def train(
     started = time.monotonic()
     lending_train = read_lending(lending_dir / "train.tsv")
     lending_eval = evaluation_sets(lending_dir)
-    public = load_public(data_dir, exclude=[r.text for rows in lending_eval.values() for r in rows])
+    public = load_public(data_dir, exclude=texts_of(lending_eval))
     if ts.limit is not None:
         public.train = public.train[: ts.limit]
         public.unlabelled = public.unlabelled[: ts.limit]
@@ -295,10 +301,7 @@ def evaluate(
         "waimai_heldout": round(
             binary_accuracy(probs(public.waimai_heldout), public.waimai_heldout), 4
         ),
-        **{
-            name: lending_figures(
-                lambda texts: grader.grade_many([GradeInput(t) for t in texts]), rows
-            )
-            for name, rows in lending_eval.items()
-        },
+        **lending_figures_by_file(
+            lambda texts: grader.grade_many([GradeInput(t) for t in texts]), lending_eval
+        ),
     }
