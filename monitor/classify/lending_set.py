@@ -21,7 +21,11 @@ from monitor.domain import CATEGORIES
 
 LENDING_DIR = Path(__file__).resolve().parents[2] / "data" / "lending"
 _GRADES = ("P1", "P2", "P3", "P4", "none")
-EVALUATION_FILES = {"lending_heldout": "heldout.tsv", "lending_fresh": "fresh.tsv"}
+EVALUATION_FILES = {
+    "lending_heldout": "heldout.tsv",
+    "lending_fresh": "fresh.tsv",
+    "lending_boundary": "boundary.tsv",
+}
 
 
 class LendingSetError(ValueError):
