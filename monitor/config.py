@@ -258,7 +258,18 @@ class Policy(Strict):
 class Lexicon(Strict):
     negations: list[str]
     negation_window: int = Field(default=4, ge=0, le=10)
+    adjacent_negations: list[str] = Field(default_factory=list)
+    not_denials: list[str] = Field(default_factory=list)
+    rhetorical_tails: list[str] = Field(default_factory=list)
+    confirming_markers: list[str] = Field(default_factory=list)
+    contrast_markers: list[str] = Field(default_factory=list)
+    reported_markers: list[str] = Field(default_factory=list)
     question_markers: list[str]
+    question_endings: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(
+        default_factory=list,
+        description="what a post is about, graded when it complains but no sign that it does",
+    )
     negative: list[str]
     positive: list[str]
     signals: dict[

@@ -116,10 +116,40 @@ def test_praise_without_complaint_words_is_not_a_complaint(grader: ModelGrader) 
     v = verdict(grader, "没有砍头息，用着放心，很满意", Prediction(unsure, QUIET, high))
     assert v.sentiment.value == "positive" and v.severity is Severity.NONE
     assert any(r.startswith("praise") for r in v.reasons)
-    sure = verdict(
-        grader, "没有砍头息，用着放心，很满意", Prediction((0.95, 0.03, 0.02), QUIET, high)
-    )
+    sure = verdict(grader, "用着放心，很满意", Prediction((0.95, 0.03, 0.02), QUIET, high))
     assert sure.sentiment.value == "negative"  # the model sure of a complaint stands
+
+
+def test_a_denial_outweighs_even_a_sure_model(grader: ModelGrader) -> None:
+    high = {"P2": 0.93, "P3": 0.9}
+    sure = (0.97, 0.02, 0.01)  # the from-scratch model misreads negation
+    for text in ("用了两年了，从来没有乱扣过钱", "我没逾期，也没接到过催收电话"):
+        v = verdict(grader, text, Prediction(sure, QUIET, high))
+        assert v.severity is Severity.NONE, text
+        assert any("denied or reported" in r for r in v.reasons)
+    # Someone else's story or another lender is no complaint either...
+    heard = verdict(
+        grader, "看到别人说这家暴力催收，我逾期那次只是收到短信", Prediction(sure, QUIET, high)
+    )
+    assert heard.severity is Severity.NONE
+    # ...unless the writer confirms it, or turns after the denial.
+    confirmed = verdict(
+        grader,
+        "听说你们会打给紧急联系人，果然今天我妈就接到电话了",
+        Prediction((0.58, 0.3, 0.12), QUIET, high),
+    )
+    assert confirmed.severity is Severity.P2
+    turned = verdict(grader, "没有暴力催收，但是利息实在太高了", Prediction(sure, QUIET, high))
+    assert turned.severity is Severity.P2
+    assert "P2 money or rights harmed: the model reads 0.93" in turned.reasons
+
+
+def test_a_question_that_only_names_a_topic_is_not_a_complaint(grader: ModelGrader) -> None:
+    unsure = (0.6, 0.3, 0.1)
+    asks = verdict(grader, "会员费可以退吗，我还没用过", Prediction(unsure, QUIET, {}))
+    assert asks.severity is Severity.NONE and asks.sentiment.value == "neutral"
+    claims = verdict(grader, "乱扣的会员费可以退吗", Prediction(unsure, QUIET, {}))
+    assert claims.severity is Severity.P2  # "乱扣" says something went wrong
 
 
 def test_escalation_words_are_a_complaint_unless_the_post_asks_or_praises(

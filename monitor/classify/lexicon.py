@@ -1,4 +1,9 @@
-"""Fast lexicon matching with negation, shared by the rules grader and the model's policy."""
+"""Fast lexicon matching with negation, shared by the rules grader and the model's policy.
+
+A term is not the writer's own claim when it is negated ("没有暴力催收", "不威胁")
+or reported ("听说这家暴力催收", "比起收砍头息的平台"): both are scoped to the
+clause, so "没有暴力催收，但是利息太高了" still complains of the interest.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_CLAUSE_BREAK = re.compile(r"[，。！？、；：,.!?;:\n~～…]")
+_BREAKS = r"，。！？、；：,.!?;:\n~～…"
+_CLAUSE_BREAK = re.compile(f"[{_BREAKS}]")
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,12 @@ class Hit:
     start: int
     end: int
     negated: bool
+    reported: bool = False
+
+    @property
+    def live(self) -> bool:
+        """The writer says it happened: neither denied nor someone else's story."""
+        return not (self.negated or self.reported)
 
 
 def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
@@ -30,6 +42,13 @@ def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
+def _clause_before(text: str, start: int, reach: int | None = None) -> str:
+    """The text before `start` back to the clause break (at most `reach` characters)."""
+    lookback = text[:start] if reach is None else text[max(0, start - reach) : start]
+    breaks = list(_CLAUSE_BREAK.finditer(lookback))
+    return lookback[breaks[-1].end() :] if breaks else lookback
+
+
 class TermGroup:
     """A named set of terms compiled into one alternation (longest term wins)."""
 
@@ -42,22 +61,78 @@ class TermGroup:
         if self._re is None:
             return []
         return [
-            Hit(m.group(), m.start(), m.end(), self.negatable and negation.applies(text, m.start()))
+            Hit(
+                m.group(),
+                m.start(),
+                m.end(),
+                self.negatable and negation.applies(text, m.start()),
+                self.negatable and negation.reported(text, m.start()),
+            )
             for m in self._re.finditer(text)
         ]
 
 
 class NegationRule:
-    def __init__(self, negations: Iterable[str], window: int) -> None:
+    """Which terms the writer denies or reports, from the words before them in their clause.
+
+    `negations` reach `window` characters ("没有任何威胁"); `adjacent` ones only the
+    next word, because "不" is also the middle of "受不了催收" and "打不通客服".
+    A `reported` marker ("听说", "比起") reaches to the start of its clause.
+    """
+
+    def __init__(
+        self,
+        negations: Iterable[str],
+        window: int,
+        adjacent: Iterable[str] = (),
+        reported: Iterable[str] = (),
+        not_denials: Iterable[str] = (),
+        rhetorical: Iterable[str] = (),
+        confirming: Iterable[str] = (),
+    ) -> None:
         self._re = _pattern(negations)
+        self._not_denials = _pattern(not_denials)
+        rhetorical_re = _pattern(rhetorical)
+        self._rhetorical = (
+            re.compile(f"[^{_BREAKS}]*(?:{rhetorical_re.pattern})") if rhetorical_re else None
+        )
+        self._confirming = _pattern(confirming)
         self._window = window
+        adjacent_re = _pattern(adjacent)
+        self._adjacent = re.compile(f"(?:{adjacent_re.pattern})$") if adjacent_re else None
+        self._reported = _pattern(reported)
 
     def applies(self, text: str, start: int) -> bool:
-        """A negation ends at most `window` characters before `start`, in the same clause."""
+        """A negation ends at most `window` characters before `start`, in the same clause.
+
+        One inside a `not_denials` phrase ("是不是泄露了", "没说有会员费") denies
+        nothing, nor does one in a clause that goes on `rhetorical` ("这不是恐吓是什么").
+        """
+        if self._rhetorical is not None and self._rhetorical.match(text, start):
+            return False
+        lookback = _clause_before(text, start, self._window + 6)
+        spared = (
+            [m.span() for m in self._not_denials.finditer(lookback)] if self._not_denials else []
+        )
+
+        def denies(m: re.Match[str]) -> bool:
+            return not any(a <= m.start() < b for a, b in spared)
+
+        if self._adjacent is not None:
+            last = self._adjacent.search(lookback)
+            if last is not None and denies(last):
+                return True
         if self._re is None:
             return False
-        lookback = text[max(0, start - self._window - 6) : start]
-        breaks = list(_CLAUSE_BREAK.finditer(lookback))
-        if breaks:
-            lookback = lookback[breaks[-1].end() :]
-        return any(len(lookback) - m.end() <= self._window for m in self._re.finditer(lookback))
+        # Overlapping matches: in "从没收过什么服务费" it is "没收过" that reaches the term.
+        starts = (self._re.match(lookback, i) for i in range(len(lookback)))
+        return any(
+            m is not None and len(lookback) - m.end() <= self._window and denies(m) for m in starts
+        )
+
+    def reported(self, text: str, start: int) -> bool:
+        """A reporting or comparing word comes earlier in the same clause, and the writer
+        does not go on to confirm it ("听说会打给紧急联系人，果然我妈就接到电话了")."""
+        if self._reported is None or self._reported.search(_clause_before(text, start)) is None:
+            return False
+        return self._confirming is None or self._confirming.search(text, start) is None

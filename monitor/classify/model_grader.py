@@ -1,16 +1,20 @@
 """The transformer grader: the model reads sentiment and categories; the policy grades.
 
-Sentiment is the model's (nudged by the star rating where a store gives one; a
-question or praise without complaint words that the model is not sure of is
-not a complaint); categories are the model's above `category_threshold`, plus
-the lexicon's; escalation signals, harm and blocking words come from the
-lexicon. Two model readings may raise a complaint's grade: a category with a
-floor (policy.yaml `category_floor`), and the model's grade level ("at least
-P2: money or rights harmed", "at least P3: blocked", above `level_threshold`;
-where no lexicon word backs the complaint, only if the model is sure it is
-one). P1 needs a named escalation signal, so a crisis page always quotes its
-words. Every grade is explained in `reasons`: the words, categories or model
-reading that set it.
+Sentiment is the model's, nudged by the star rating where a store gives one.
+A question or praise without complaint words that the model is not sure of is
+not a complaint, nor is a post whose complaint words are all denied or
+reported ("从来没有乱扣过钱", "听说这家暴力催收"), however sure the model is:
+a small model trained from scratch misreads negation. Topic words ("会员费")
+are no complaint words here; they only grade a complaint.
+
+Categories are the model's above `category_threshold`, plus the lexicon's;
+escalation signals, harm and blocking words come from the lexicon. Two model
+readings may raise a complaint's grade: a category with a floor (policy.yaml
+`category_floor`), and the model's grade level ("at least P2: money or rights
+harmed", "at least P3: blocked", above `level_threshold`; where no lexicon word
+backs the complaint, only if the model is sure it is one). P1 needs a named
+escalation signal, so a crisis page always quotes its words. Every grade is
+explained in `reasons`: the words, categories or model reading that set it.
 
 Safety overrides: a self-harm signal makes the post a complaint whatever the
 model says (a missed one costs a life; a false one costs a look), and so does
@@ -30,7 +34,7 @@ from typing import Protocol
 from monitor.classify import GradeInput
 from monitor.classify.labels import LEVELS
 from monitor.classify.onnx_model import Prediction
-from monitor.classify.severity import EvidenceFinder, decide, quoted
+from monitor.classify.severity import Evidence, EvidenceFinder, decide, quoted
 from monitor.classify.textprep import normalize
 from monitor.config import Lexicon, RaisePolicy
 from monitor.domain import Sentiment, Severity, Verdict
@@ -99,21 +103,16 @@ class ModelGrader:
         best = max(range(3), key=lambda i: probs[i])
         sentiment, score = _ORDER[best], round(probs[best], 3)
         reasons.append(f"model: {sentiment.value} {score:.2f}")
-        # The lexicon's counter-evidence: a question ("请问…") or praise ("放心", "满意") and
-        # no live complaint word. "没有砍头息" leaves none: negated terms do not count.
-        calm_cue = ev.is_question or bool(ev.positive)
-        if (
-            sentiment is Sentiment.NEGATIVE
-            and calm_cue
-            and ev.complaint_words == 0
-            and probs[0] < _SURE
-        ):
-            if ev.is_question:
-                reasons.append("a question without complaint words")
-                sentiment, score = Sentiment.NEUTRAL, round(probs[1] + probs[0] / 2, 3)
+        # The lexicon's counter-evidence: a question ("请问…"), praise ("放心", "满意") or
+        # complaint words all denied or reported ("从没收过服务费", "听说有砍头息"), and no
+        # live word saying something went wrong (a topic such as "会员费" says nothing).
+        calm_cue = ev.is_question or bool(ev.positive) or ev.denies
+        if sentiment is Sentiment.NEGATIVE and calm_cue and ev.claim_words == 0:
+            # A denial outweighs even a sure model: it misreads negation, the lexicon does not.
+            if probs[0] < _SURE or ev.denies:
+                sentiment, score = self._calm(ev, probs, reasons)
             else:
-                reasons.append(f"praise {quoted(ev.positive)} without complaint words")
-                sentiment, score = Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
+                reasons.append(f"calm cues outweighed: the model is sure ({probs[0]:.2f})")
         if "self_harm" in ev.signals and sentiment is not Sentiment.NEGATIVE:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
             # The score stays the model's own: how sure it was, not how sure the override is.
@@ -133,7 +132,16 @@ class ModelGrader:
             categories.remove("other")
         level = None
         if sentiment is Sentiment.NEGATIVE:
-            level = self._level(pred, probs[0], ev.complaint_words, reasons)
+            levels = self._levels(pred)
+            # Where no complaint word backs the model's grade, it must be sure of the complaint.
+            if levels and ev.complaint_words == 0 and probs[0] < _SURE:
+                grade, p = levels[0]
+                reasons.append(
+                    f"model's {grade.value} reading ({p:.2f}) unused: "
+                    f"a complaint only at {probs[0]:.2f}"
+                )
+            elif levels:
+                level = levels[0]
         return decide(
             sentiment,
             score,
@@ -148,22 +156,24 @@ class ModelGrader:
             model_level=level,
         )
 
-    def _level(
-        self, pred: Prediction, p_negative: float, complaint_words: int, reasons: list[str]
-    ) -> tuple[Severity, float] | None:
-        """The gravest level the model reads at `level_threshold` or above, if it may be used.
+    def _calm(
+        self, ev: Evidence, probs: list[float], reasons: list[str]
+    ) -> tuple[Sentiment, float]:
+        """The calm reading the lexicon's cue points to, scored with half the model's doubt."""
+        if ev.is_question:
+            reasons.append("a question without complaint words")
+            return Sentiment.NEUTRAL, round(probs[1] + probs[0] / 2, 3)
+        if ev.positive:
+            reasons.append(f"praise {quoted(ev.positive)} without complaint words")
+            return Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
+        reasons.append(f"complaint words {quoted(ev.denied)} denied or reported")
+        calm = Sentiment.POSITIVE if probs[2] > probs[1] else Sentiment.NEUTRAL
+        return calm, round(max(probs[1], probs[2]) + probs[0] / 2, 3)
 
-        The level raises a grade on the model's word alone when no lexicon word backs the
-        complaint; then the model must also be sure it is a complaint at all.
-        """
-        for grade in LEVELS:  # gravest first
-            p = pred.levels.get(grade)
-            if p is not None and p >= self.level_threshold:
-                if complaint_words == 0 and p_negative < _SURE:
-                    reasons.append(
-                        f"model's {grade} reading ({p:.2f}) unused: "
-                        f"a complaint only at {p_negative:.2f}"
-                    )
-                    return None
-                return Severity(grade), p
-        return None
+    def _levels(self, pred: Prediction) -> list[tuple[Severity, float]]:
+        """The levels the model reads at `level_threshold` or above, gravest first."""
+        return [
+            (Severity(grade), p)
+            for grade in LEVELS
+            if (p := pred.levels.get(grade)) is not None and p >= self.level_threshold
+        ]

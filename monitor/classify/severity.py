@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monitor.classify.lexicon import Hit, NegationRule, TermGroup
 from monitor.config import Lexicon, RaisePolicy
 from monitor.domain import Sentiment, Severity, Verdict
-
-# "…你们是正规平台吗" asks even without a question mark: 吗/么 ending a clause.
-_ENDS_ASKING = re.compile(r"[吗么](?=[\s,，。.!！~～]*$|[，,。])")
 
 
 def quoted(hits: Iterable[Hit], limit: int = 3) -> str:
@@ -30,7 +27,7 @@ def quoted(hits: Iterable[Hit], limit: int = 3) -> str:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the lexicon found in one text, negated terms already dropped."""
+    """What the lexicon found in one text; only `denied` holds negated or reported terms."""
 
     signals: dict[str, list[Hit]]
     harm: list[Hit]
@@ -40,16 +37,47 @@ class Evidence:
     positive: list[Hit]
     flipped: list[Hit]  # praise under a negation: "不方便", "不满意"
     is_question: bool
+    # Complaint words the writer denies or reports: "没有暴力催收", "听说有砍头息".
+    denied: list[Hit] = field(default_factory=list)
+    # Words that say what went wrong, not only what the post is about ("服务费").
+    claims: list[Hit] = field(default_factory=list)
+    # A turn after the denial ("没有暴力催收，但是利息太高了"): a complaint follows.
+    turns: bool = False
 
     @property
     def complaint_words(self) -> int:
         return len(self.negative) + len(self.harm) + len(self.blocking) + len(self.flipped)
 
+    @property
+    def claim_words(self) -> int:
+        """Complaint words that say something went wrong: a topic alone does not."""
+        return len(self.claims) + len(self.flipped)
+
+    @property
+    def denies(self) -> bool:
+        """Complaint words appear, every claim among them is denied or reported, no turn."""
+        return bool(self.denied) and self.claim_words == 0 and not self.signals and not self.turns
+
 
 class EvidenceFinder:
     def __init__(self, lexicon: Lexicon) -> None:
-        self.negation = NegationRule(lexicon.negations, lexicon.negation_window)
+        self.negation = NegationRule(
+            lexicon.negations,
+            lexicon.negation_window,
+            lexicon.adjacent_negations,
+            lexicon.reported_markers,
+            lexicon.not_denials,
+            lexicon.rhetorical_tails,
+            lexicon.confirming_markers,
+        )
         self.questions = TermGroup("question", lexicon.question_markers, negatable=False)
+        # "…你们是正规平台吗" asks without a question mark: 吗 ending a clause.
+        endings = "".join(re.escape(e) for e in lexicon.question_endings)
+        self._ends_asking = (
+            re.compile(f"[{endings}](?=[\\s,，。.!！~～]*$|[，,。])") if endings else None
+        )
+        self.topics = frozenset(lexicon.topics)
+        self.turn = TermGroup("turn", lexicon.contrast_markers, negatable=False)
         self.negative = TermGroup("negative", lexicon.negative)
         self.positive = TermGroup("positive", lexicon.positive)
         self.harm = TermGroup("harm", lexicon.harm)
@@ -61,29 +89,51 @@ class EvidenceFinder:
         ]
         self.categories = [TermGroup(name, terms) for name, terms in lexicon.categories.items()]
 
-    def _live(self, group: TermGroup, text: str) -> list[Hit]:
-        return [h for h in group.find(text, self.negation) if not h.negated]
-
     def find(self, text: str) -> Evidence:
-        signals = {g.name: self._live(g, text) for g in self.signals}
-        negative = self._live(self.negative, text)
+        found = {g.name: g.find(text, self.negation) for g in self.signals}
+        negative, harm, blocking = (
+            g.find(text, self.negation) for g in (self.negative, self.harm, self.blocking)
+        )
+        live = [h for h in negative if h.live]
         # "不推荐" is a negative term; the "推荐" inside it is not praise.
         pos_all = [
             h
             for h in self.positive.find(text, self.negation)
-            if not any(n.start <= h.start and h.end <= n.end for n in negative)
+            if not any(n.start <= h.start and h.end <= n.end for n in live)
         ]
+        # Category words are not among them: "没到账", "不放款" complain.
+        words = [h for hits in (negative, harm, blocking, *found.values()) for h in hits]
+        by_category = {g.name: g.find(text, self.negation) for g in self.categories}
+        denied = [h for h in words if not h.live]
+        first_denied = min((h.end for h in denied), default=len(text))
         return Evidence(
-            signals={k: v for k, v in signals.items() if v},
-            harm=self._live(self.harm, text),
-            blocking=self._live(self.blocking, text),
-            categories=[g.name for g in self.categories if self._live(g, text)],
-            negative=negative,
-            positive=[h for h in pos_all if not h.negated],
+            signals={k: [h for h in v if h.live] for k, v in found.items() if _any_live(v)},
+            harm=[h for h in harm if h.live],
+            blocking=[h for h in blocking if h.live],
+            categories=[name for name, hits in by_category.items() if _any_live(hits)],
+            negative=live,
+            positive=[h for h in pos_all if h.live],
             flipped=[h for h in pos_all if h.negated],
             is_question=bool(self.questions.find(text, self.negation))
-            or bool(_ENDS_ASKING.search(text)),
+            or bool(self._ends_asking and self._ends_asking.search(text)),
+            denied=denied,
+            turns=any(h.start >= first_denied for h in self.turn.find(text, self.negation)),
+            claims=_distinct(
+                h for h in (*negative, *harm, *blocking) if h.live and h.term not in self.topics
+            ),
         )
+
+
+def _any_live(hits: list[Hit]) -> bool:
+    return any(h.live for h in hits)
+
+
+def _distinct(hits: Iterable[Hit]) -> list[Hit]:
+    """One hit per span: "骚扰" is both a negative and a harm word."""
+    seen: dict[tuple[int, int], Hit] = {}
+    for h in hits:
+        seen.setdefault((h.start, h.end), h)
+    return list(seen.values())
 
 
 # What P2 and P3 mean, said the same way whether lexicon words or the model's reading decide.
