@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_BREAKS = r"，。！？、；：,.!?;:\n~～…"
+# Reviews separate clauses with a space too: "刷脸登录也没有 垃圾".
+_BREAKS = r"，。！？、；：,.!?;:\n~～… "
 _CLAUSE_BREAK = re.compile(f"[{_BREAKS}]")
 
 
@@ -94,7 +95,9 @@ class NegationRule:
         self._not_denials = _pattern(not_denials)
         rhetorical_re = _pattern(rhetorical)
         self._rhetorical = (
-            re.compile(f"[^{_BREAKS}]*(?:{rhetorical_re.pattern})") if rhetorical_re else None
+            re.compile(f"[^{_BREAKS}]*(?:[{_BREAKS}]+)?(?:{rhetorical_re.pattern})")
+            if rhetorical_re
+            else None
         )
         self._confirming = _pattern(confirming)
         self._window = window
@@ -116,7 +119,7 @@ class NegationRule:
         )
 
         def denies(m: re.Match[str]) -> bool:
-            return not any(a <= m.start() < b for a, b in spared)
+            return not any(m.start() < b and a < m.end() for a, b in spared)
 
         if self._adjacent is not None:
             last = self._adjacent.search(lookback)
