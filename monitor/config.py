@@ -263,6 +263,7 @@ class Lexicon(Strict):
     rhetorical_tails: list[str] = Field(default_factory=list)
     confirming_markers: list[str] = Field(default_factory=list)
     contrast_markers: list[str] = Field(default_factory=list)
+    either_or: list[str] = Field(default_factory=list)
     reported_markers: list[str] = Field(default_factory=list)
     question_markers: list[str]
     question_endings: list[str] = Field(default_factory=list)

@@ -180,3 +180,13 @@ def test_a_named_institution_is_a_complaint_only_when_the_model_is_unsure(
     # A threat is harm done, not a place named: even a model sure of calm does not hide it.
     threat = verdict(grader, "催收说让我出门小心点", Prediction((0.04, 0.9, 0.06), QUIET, {}))
     assert threat.severity is Severity.P1
+    # Nor does it hide a named regulator beside a word that says something went wrong...
+    claimed = verdict(
+        grader, "利息太高了，已经向人行反映了", Prediction((0.04, 0.1, 0.86), QUIET, {})
+    )
+    assert claimed.severity is Severity.P1
+    # ...but "投诉" names the act of complaining, as chatter about regulators does.
+    chatter = verdict(
+        grader, "还是觉得银监会猛，投诉过一次就有人回电", Prediction((0.04, 0.9, 0.06), QUIET, {})
+    )
+    assert chatter.severity is Severity.NONE

@@ -90,14 +90,18 @@ class NegationRule:
         not_denials: Iterable[str] = (),
         rhetorical: Iterable[str] = (),
         confirming: Iterable[str] = (),
+        either_or: Iterable[str] = (),
     ) -> None:
         self._re = _pattern(negations)
         self._not_denials = _pattern(not_denials)
         rhetorical_re = _pattern(rhetorical)
         self._rhetorical = (
-            re.compile(f"[^{_BREAKS}]*(?:[{_BREAKS}]+)?(?:{rhetorical_re.pattern})")
-            if rhetorical_re
-            else None
+            re.compile(f"[^{_BREAKS}]*(?:{rhetorical_re.pattern})") if rhetorical_re else None
+        )
+        either_re = _pattern(either_or)
+        # "不是闪退就是黑屏", also across one break: "不是打不开，就是登陆慢".
+        self._either_or = (
+            re.compile(f"[^{_BREAKS}]*[{_BREAKS}]?(?:{either_re.pattern})") if either_re else None
         )
         self._confirming = _pattern(confirming)
         self._window = window
@@ -109,16 +113,20 @@ class NegationRule:
         """A negation ends at most `window` characters before `start`, in the same clause.
 
         One inside a `not_denials` phrase ("是不是泄露了", "没说有会员费") denies
-        nothing, nor does one in a clause that goes on `rhetorical` ("这不是恐吓是什么").
+        nothing, nor does one in a clause that goes on `rhetorical` ("这不是恐吓是什么"),
+        nor a "不是" answered by an `either_or` word ("不是闪退就是黑屏": both happen).
         """
         if self._rhetorical is not None and self._rhetorical.match(text, start):
             return False
+        either_or = self._either_or is not None and self._either_or.match(text, start) is not None
         lookback = _clause_before(text, start, self._window + 6)
         spared = (
             [m.span() for m in self._not_denials.finditer(lookback)] if self._not_denials else []
         )
 
         def denies(m: re.Match[str]) -> bool:
+            if either_or and m.group() == "不是":
+                return False
             return not any(m.start() < b and a < m.end() for a, b in spared)
 
         if self._adjacent is not None:

@@ -20,7 +20,8 @@ Safety overrides: a self-harm signal makes the post a complaint whatever the
 model says (a missed one costs a life; a false one costs a look), and so does
 any other escalation signal in a post that neither asks nor praises: a threat or
 abuse of third parties ("恐吓我") always, a named regulator, medium, court or
-group ("已经起诉") unless the model is sure it is no complaint (at most 0.1). The
+group ("已经起诉") unless the model is sure it is no complaint (at most 0.1) and
+no word says something went wrong ("利息太高了，已经向人行反映了" is one). The
 model's sentiment alone never hides harm done to a customer, while "请问12378是
 什么电话", "打12378投诉后客服解决了，满意" and "律师朋友说借款合同要仔细看" stay calm.
 """
@@ -121,7 +122,7 @@ class ModelGrader:
             ev.signals
             and sentiment is not Sentiment.NEGATIVE
             and not calm_cue
-            and (_HARM_DONE.intersection(ev.signals) or probs[0] > 1 - _SURE)
+            and (_HARM_DONE.intersection(ev.signals) or probs[0] > 1 - _SURE or ev.claim_words)
         ):
             words = quoted(h for hits in ev.signals.values() for h in hits)
             reasons.append(f"escalation words {words}, neither asking nor praising: a complaint")

@@ -69,6 +69,7 @@ class EvidenceFinder:
             lexicon.not_denials,
             lexicon.rhetorical_tails,
             lexicon.confirming_markers,
+            lexicon.either_or,
         )
         self.questions = TermGroup("question", lexicon.question_markers, negatable=False)
         # "…你们是正规平台吗" asks without a question mark: 吗 ending a clause.
