@@ -133,16 +133,7 @@ class ModelGrader:
             categories.remove("other")
         level = None
         if sentiment is Sentiment.NEGATIVE:
-            levels = self._levels(pred)
-            # Where no complaint word backs the model's grade, it must be sure of the complaint.
-            if levels and ev.complaint_words == 0 and probs[0] < _SURE:
-                grade, p = levels[0]
-                reasons.append(
-                    f"model's {grade.value} reading ({p:.2f}) unused: "
-                    f"a complaint only at {probs[0]:.2f}"
-                )
-            elif levels:
-                level = levels[0]
+            level = self._level(pred, probs[0], ev.complaint_words, reasons)
         return decide(
             sentiment,
             score,
@@ -171,10 +162,22 @@ class ModelGrader:
         calm = Sentiment.POSITIVE if probs[2] > probs[1] else Sentiment.NEUTRAL
         return calm, round(max(probs[1], probs[2]) + probs[0] / 2, 3)
 
-    def _levels(self, pred: Prediction) -> list[tuple[Severity, float]]:
-        """The levels the model reads at `level_threshold` or above, gravest first."""
-        return [
-            (Severity(grade), p)
-            for grade in LEVELS
-            if (p := pred.levels.get(grade)) is not None and p >= self.level_threshold
-        ]
+    def _level(
+        self, pred: Prediction, p_negative: float, complaint_words: int, reasons: list[str]
+    ) -> tuple[Severity, float] | None:
+        """The gravest level the model reads at `level_threshold` or above, if it may be used.
+
+        The level raises a grade on the model's word alone when no lexicon word backs the
+        complaint; then the model must also be sure it is a complaint at all.
+        """
+        for grade in LEVELS:  # gravest first
+            p = pred.levels.get(grade)
+            if p is not None and p >= self.level_threshold:
+                if complaint_words == 0 and p_negative < _SURE:
+                    reasons.append(
+                        f"model's {grade} reading ({p:.2f}) unused: "
+                        f"a complaint only at {p_negative:.2f}"
+                    )
+                    return None
+                return Severity(grade), p
+        return None
