@@ -1,7 +1,7 @@
 """Fast lexicon matching with negation, shared by the rules grader and the model's policy.
 
 A term is not the writer's own claim when it is negated ("没有暴力催收", "不威胁")
-or reported ("听说这家暴力催收", "比起收砍头息的平台"): both are scoped to the
+or reported ("听说这家暴力催收", "比起某些收砍头息的平台"): both are scoped to the
 clause, so "没有暴力催收，但是利息太高了" still complains of the interest.
 """
 
@@ -78,7 +78,7 @@ class NegationRule:
 
     `negations` reach `window` characters ("没有任何威胁"); `adjacent` ones only the
     next word, because "不" is also the middle of "受不了催收" and "打不通客服".
-    A `reported` marker ("听说", "比起") reaches to the start of its clause.
+    A `reported` marker ("听说", "别的平台") reaches back to the start of its clause.
     """
 
     def __init__(
