@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Reviews separate clauses with a space too: "刷脸登录也没有 垃圾".
-_BREAKS = r"，。！？、；：,.!?;:\n~～… "
-_CLAUSE_BREAK = re.compile(f"[{_BREAKS}]")
+_BREAK_CHARS = frozenset("，。！？、；：,.!?;:\n~～… ")
+_BREAKS = re.escape("".join(sorted(_BREAK_CHARS)))  # for character classes
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,16 @@ def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def _clause_before(text: str, start: int, reach: int | None = None) -> str:
-    """The text before `start` back to the clause break (at most `reach` characters)."""
-    lookback = text[:start] if reach is None else text[max(0, start - reach) : start]
-    breaks = list(_CLAUSE_BREAK.finditer(lookback))
-    return lookback[breaks[-1].end() :] if breaks else lookback
+    """The text before `start` back to the clause break (at most `reach` characters).
+
+    Walks back from `start`: a hit late in a long complaint post costs its clause,
+    not the whole post before it.
+    """
+    stop = 0 if reach is None else max(0, start - reach)
+    i = start
+    while i > stop and text[i - 1] not in _BREAK_CHARS:
+        i -= 1
+    return text[i:start]
 
 
 class TermGroup:
@@ -116,29 +122,25 @@ class NegationRule:
         nothing, nor does one in a clause that goes on `rhetorical` ("这不是恐吓是什么"),
         nor a "不是" answered by an `either_or` word ("不是闪退就是黑屏": both happen).
         """
-        if self._rhetorical is not None and self._rhetorical.match(text, start):
+        lookback = _clause_before(text, start, self._window + 6)
+        near: list[re.Match[str]] = []
+        if self._adjacent is not None and (last := self._adjacent.search(lookback)):
+            near.append(last)
+        if self._re is not None:
+            # Overlapping matches: in "从没收过什么服务费" it is "没收过" that reaches the term.
+            starts = (self._re.match(lookback, i) for i in range(len(lookback)))
+            near += [m for m in starts if m and len(lookback) - m.end() <= self._window]
+        # Most terms have no negation near them; only then is the rest of the clause read.
+        if not near or (self._rhetorical is not None and self._rhetorical.match(text, start)):
             return False
         either_or = self._either_or is not None and self._either_or.match(text, start) is not None
-        lookback = _clause_before(text, start, self._window + 6)
         spared = (
             [m.span() for m in self._not_denials.finditer(lookback)] if self._not_denials else []
         )
-
-        def denies(m: re.Match[str]) -> bool:
-            if either_or and m.group() == "不是":
-                return False
-            return not any(m.start() < b and a < m.end() for a, b in spared)
-
-        if self._adjacent is not None:
-            last = self._adjacent.search(lookback)
-            if last is not None and denies(last):
-                return True
-        if self._re is None:
-            return False
-        # Overlapping matches: in "从没收过什么服务费" it is "没收过" that reaches the term.
-        starts = (self._re.match(lookback, i) for i in range(len(lookback)))
         return any(
-            m is not None and len(lookback) - m.end() <= self._window and denies(m) for m in starts
+            not (either_or and m.group() == "不是")
+            and not any(m.start() < b and a < m.end() for a, b in spared)
+            for m in near
         )
 
     def reported(self, text: str, start: int) -> bool:
