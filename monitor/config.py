@@ -269,7 +269,7 @@ class Lexicon(Strict):
     question_endings: list[str] = Field(default_factory=list)
     topics: list[str] = Field(
         default_factory=list,
-        description="what a post is about, graded when it complains but no sign that it does",
+        description="words naming what a post is about: they grade a complaint, not show one",
     )
     negative: list[str]
     positive: list[str]

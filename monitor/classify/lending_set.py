@@ -1,12 +1,12 @@
 """The hand-written lending set (data/lending/*.tsv): reviews and complaints labelled for grading.
 
 Each file is tab-separated with a header: severity (P1-P4 or none), sentiment,
-categories (comma-separated), text. `train.tsv` is trained on. Two files are
-for evaluation only: `heldout.tsv`, the fixed third split off when the set was
-written, and `fresh.tsv`, written later, after the model then shipped was
+categories (comma-separated), text. `train.tsv` is trained on. The files in
+`EVALUATION_FILES` never are: `heldout.tsv`, the fixed third split off when the
+set was written; `fresh.tsv`, written later, after the model then shipped was
 frozen (the held-out third had by then been read for error analysis, so its
-figures are optimistic), and never read for errors. Neither is trained on.
-A malformed line is an error naming file and line.
+figures are optimistic); `boundary.tsv`, calm posts that carry complaint words
+and complaints that look calm. A malformed line is an error naming file and line.
 """
 
 from __future__ import annotations

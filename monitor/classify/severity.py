@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor.classify.lexicon import Hit, NegationRule, TermGroup
 from monitor.config import Lexicon, RaisePolicy
@@ -38,11 +38,11 @@ class Evidence:
     flipped: list[Hit]  # praise under a negation: "不方便", "不满意"
     is_question: bool
     # Complaint words the writer denies or reports: "没有暴力催收", "听说有砍头息".
-    denied: list[Hit] = field(default_factory=list)
+    denied: list[Hit]
     # Words that say what went wrong, not only what the post is about ("服务费").
-    claims: list[Hit] = field(default_factory=list)
+    claims: list[Hit]
     # A turn after the denial ("没有暴力催收，但是利息太高了"): a complaint follows.
-    turns: bool = False
+    turns: bool
 
     @property
     def complaint_words(self) -> int:
@@ -64,12 +64,12 @@ class EvidenceFinder:
         self.negation = NegationRule(
             lexicon.negations,
             lexicon.negation_window,
-            lexicon.adjacent_negations,
-            lexicon.reported_markers,
-            lexicon.not_denials,
-            lexicon.rhetorical_tails,
-            lexicon.confirming_markers,
-            lexicon.either_or,
+            adjacent=lexicon.adjacent_negations,
+            reported=lexicon.reported_markers,
+            not_denials=lexicon.not_denials,
+            rhetorical=lexicon.rhetorical_tails,
+            confirming=lexicon.confirming_markers,
+            either_or=lexicon.either_or,
         )
         self.questions = TermGroup("question", lexicon.question_markers, negatable=False)
         # "…你们是正规平台吗" asks without a question mark: 吗 ending a clause.

@@ -19,6 +19,7 @@ from monitor.classify import GradeInput
 from monitor.classify.factory import model_grader
 from monitor.classify.labels import DEFAULT_LABELS
 from monitor.classify.lending_set import (
+    EVALUATION_FILES,
     LENDING_DIR,
     LabelledText,
     evaluation_sets,
@@ -220,8 +221,8 @@ def train(
             "lending_train": len(lending_train),
             **{name: len(rows) for name, rows in lending_eval.items()},
             "lending_repeats": ts.lending_repeats,
-            "dedupe": "ChnSentiCorp dev+test, waimai held-out sixth and the lending held-out "
-            "and fresh sets removed from every training text",
+            "dedupe": "ChnSentiCorp dev+test, waimai held-out sixth and the lending evaluation "
+            f"files ({', '.join(EVALUATION_FILES.values())}) removed from every training text",
         },
         "training": {
             **asdict(ts),
