@@ -308,7 +308,7 @@ def report(
     from monitor.alerting.outbox import drain_outbox
     from monitor.app import make_sink, open_store
     from monitor.clock import SystemClock
-    from monitor.reports.period import iso_week
+    from monitor.reports.period import FuturePeriod, iso_week
     from monitor.reports.period import month as month_period
     from monitor.reports.run import make_report, queue_report_post
 
@@ -323,7 +323,11 @@ def report(
     settings = _settings(config)
     engine = open_store(settings)
     clock = SystemClock()
-    result = make_report(engine, settings, period, clock.now(), public=public, out_root=out)
+    try:
+        result = make_report(engine, settings, period, clock.now(), public=public, out_root=out)
+    except FuturePeriod as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if result.empty:
         typer.echo(
             f"{period.key}: no cases were opened and no posts collected in this period; "

@@ -1,6 +1,9 @@
 """The monthly report: every figure checked against values worked out by hand.
 
-The month (2026-11, Asia/Shanghai) holds these cases; times are Shanghai local:
+The month (2026-11, Asia/Shanghai) holds these cases; times are Shanghai local
+and are when Koubei opened the case. Each case's first post was published 20
+minutes earlier: that is its filing time, which places it in a month and
+starts its response and resolution times.
   A P1 11-03 10:00  ack +10 min, reply +2 h, resolved +20 h, 5 stars      SLA met
   B P2 11-05 09:00  ack +30 min, reply +10 h (due 8 h), resolved +2 days, 2 stars
   C P2 11-10 12:00  ack +2 h (due 1 h), no reply, not resolved (due 11-13)
@@ -11,7 +14,8 @@ The month (2026-11, Asia/Shanghai) holds these cases; times are Shanghai local:
   G P1 11-15        marked false positive: excluded
   H P2 11-25 09:00  two posts (App Store and 黑猫) merged into one case, ack +20 min,
                     no reply, not resolved (due 11-28)
-  I P3 11-30 23:00  an hour before the month ends: nothing due yet
+  I P3 11-30 23:00  an hour before the month ends: nothing due yet (SLA open)
+Every source has run since 09-30, so October is a month that can be compared.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from monitor.reports import charts
 from monitor.reports.figures import compute
 from monitor.reports.period import iso_week, last_complete, month
 from monitor.reports.run import make_report, queue_report_post
-from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
+from monitor.store.tables import CaseEventRow, CaseRow, PostRow, SourceRunRow, VerdictRow
 from tests.conftest import SLACK_TOKEN
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -214,6 +218,9 @@ def month_of_cases(engine: Engine, settings: Settings) -> dict[str, int]:
     }
     with Session(engine) as s, s.begin():
         b.post(s, None, local("11-12", "15:00"), "appstore-cn", 5, [], sentiment="positive")
+        for source in settings.app.sources:
+            at = local("09-30", "12:00")
+            s.add(SourceRunRow(source=source.name, started_at=at, finished_at=at, status="ok"))
     return ids
 
 
@@ -228,13 +235,13 @@ def test_every_figure_matches_the_hand_worked_values(
     assert (s["responded"], s["response_rate"]) == (4, round(4 / 7, 4))
     assert (s["resolved"], s["handling_rate"]) == (3, round(3 / 7, 4))  # D was reopened
     assert s["on_time_rate"] == round(3 / 7, 4) and s["fifteen_day_rate"] == round(3 / 7, 4)
-    assert s["resolved_in_period"] == 4  # A B E, and F opened in October
-    assert (s["rated"], s["satisfaction_rate"]) == (4, 0.75)
+    # Ratings belong with their case's month: A 5, B 2, E 4 (F's 5 stars are October's).
+    assert (s["rated"], s["satisfaction_rate"]) == (3, round(2 / 3, 4))
     # Posts are numbered as built; odd ones are on app 5.2.0: A (post 1, 5 stars) and
-    # E (post 5, 4 stars); B (2 stars) and F (5 stars) are on 5.3.0.
+    # E (post 5, 4 stars); B (post 2, 2 stars) is on 5.3.0.
     assert f["satisfaction"]["by_app_version"] == {
         "5.2.0": {"rated": 2, "satisfied": 2, "rate": 1.0},
-        "5.3.0": {"rated": 2, "satisfied": 1, "rate": 0.5},
+        "5.3.0": {"rated": 1, "satisfied": 0, "rate": 0.0},
     }
     assert f["by_grade"] == {"P1": 2, "P2": 3, "P3": 2}
     assert f["by_source"] == {"appstore-cn": 6, "heimao": 1}
@@ -248,9 +255,11 @@ def test_every_figure_matches_the_hand_worked_values(
         "approval": 1,
     }
     sla = f["sla"]
-    assert (sla["P1"]["met"], sla["P1"]["rate"]) == (2, 1.0)
-    assert (sla["P2"]["met"], sla["P2"]["rate"]) == (0, 0.0)
-    assert (sla["P3"]["met"], sla["P3"]["rate"]) == (1, 0.5)  # I has nothing due yet
+    assert (sla["P1"]["met"], sla["P1"]["breached"], sla["P1"]["rate"]) == (2, 0, 1.0)
+    assert (sla["P2"]["met"], sla["P2"]["breached"], sla["P2"]["rate"]) == (0, 3, 0.0)
+    # I has nothing due yet: open, neither met nor breached; D missed its resolution.
+    assert (sla["P3"]["met"], sla["P3"]["breached"], sla["P3"]["open"]) == (0, 1, 1)
+    assert sla["P3"]["rate"] == 0.0
     breaches = {b["case_id"]: b["missed"] for g in sla.values() for b in g["breaches"]}
     ids = month_of_cases
     assert breaches == {
@@ -259,13 +268,27 @@ def test_every_figure_matches_the_hand_worked_values(
         ids["D"]: ["解决"],
         ids["H"]: ["首次回应", "解决"],
     }
-    assert f["response_time"] == {"count": 4, "mean_h": 6.25, "median_h": 6.5, "p90_h": 10.0}
-    assert f["resolution_time"] == {"count": 3, "mean_h": 23.67, "median_h": 20.0, "p90_h": 48.0}
+    # From filing (20 min before opening): A 2h20, B 10h20, D 10h20, E 3h20.
+    assert f["response_time"] == {
+        "count": 4,
+        "mean_h": 6.58,
+        "median_h": 6.83,
+        "p90_h": 10.33,
+        "clamped": 0,
+    }
+    # A 20h20, B 48h20, E 3h20.
+    assert f["resolution_time"] == {
+        "count": 3,
+        "mean_h": 24.0,
+        "median_h": 20.33,
+        "p90_h": 48.33,
+        "clamped": 0,
+    }
     assert f["ratings"]["all"] == {"count": 9, "average": 2.0, "share_4_5": round(1 / 9, 4)}
     day1 = next(d for d in f["daily"] if d["day"] == "2026-11-01")
     assert day1 == {"day": "2026-11-01", "posts": 1, "negative_share": 1.0, "average_rating": 1.0}
     assert len(f["daily"]) == 30
-    assert {a["case_id"] for a in f["actions"]} == {ids["A"], ids["B"], ids["E"], ids["F"]}
+    assert {a["case_id"] for a in f["actions"]} == {ids["A"], ids["B"], ids["E"]}
     assert all("13912345678" not in a["note"] for a in f["actions"])  # masked
     examples = [e for t in f["top_causes"] for e in t["examples"]]
     assert examples and all("138****5678" in e for e in examples)
@@ -276,7 +299,7 @@ def test_previous_month_and_change(
 ) -> None:
     october = compute(engine, settings, month("2026-10"), AFTER_MONTH)["summary"]
     assert october["cases"] == 1 and october["handling_rate"] == 0.0  # F was open at October's end
-    assert october["resolved_in_period"] == 0
+    assert october["rated"] == 0 and october["satisfaction_rate"] is None
 
 
 def test_report_files_reconcile(
@@ -314,7 +337,7 @@ def test_public_version_has_aggregates_only(
     )
     figures = json.loads(result.written.figures.read_text(encoding="utf-8"))
     assert "cases" not in figures and "top_causes" not in figures and "actions" not in figures
-    assert all("breaches" not in g for g in figures["sla"].values())
+    assert "sla" not in figures and "by_grade" not in figures  # internal grades and deadlines
     html = result.written.html.read_text(encoding="utf-8")
     assert "公开版" in html and "标题" not in html and "工单 #" not in html and "已处理" not in html
     assert result.written.csv is None and not (tmp_path / "2026-11" / "cases.csv").exists()

@@ -1,25 +1,42 @@
 """Every figure of the report, each defined once, here (DESIGN.md, "Report figures").
 
-Definitions (period = [start, end) in Asia/Shanghai; "as of end" = what the
-case_events said at the end of the period, or now for a period not over yet,
-so a report for a past month is the same whenever it is run):
+docs/report-figures.md explains these rules with a worked example. Period =
+[start, end) in Asia/Shanghai; "as of" = the end of the period, or now for a
+period not over yet (a partial period, labelled 截至 … 本期未结束). A period
+that has not begun is refused.
 
-- Complaints (投诉量): cases opened in the period, P1-P3 (one case per complaint,
+One rule places everything in a period: **a case belongs to the period its
+complaint was filed in**, and its response, resolution and rating are counted
+with it there, as they stood "as of". The filing time is the platform's own:
+the publish time of the case's earliest post (or when Koubei opened the case,
+if that is earlier). Posts belong to the period they were published in, so a
+period's cases always come from its own posts. A complaint found late (a
+backfill) joins the period it was filed in.
+
+- Complaints (投诉量): cases filed in the period, P1-P3 (one case per complaint,
   duplicates and reposts merged into it), false positives excluded. Posts: the
   posts behind those cases; posts collected: posts published in the period.
-- Response rate (响应率): cohort cases with a first response as of end / cases.
-  A first response is the recorded public reply or platform reply
+- Response rate (响应率): cases with a first response as of end / cases. A first
+  response is the platform's reply time or the recorded public reply
   (first_response_at), or the resolution if that came first.
-- Handling rate (办结率): cohort cases resolved as of end / cases. A case reopened
-  and not resolved again by the end is not resolved.
+- Handling rate (办结率): cases resolved as of end / cases. A case reopened and
+  not resolved again by the end is not resolved.
 - On-time rate (按时办结率): resolved as of end and by its resolve deadline / cases.
-- 15-day rate (15日办结率): resolved as of end within 15 days of opening / cases.
-- SLA compliance per grade: cases whose acknowledge, first-response and resolve
-  deadlines were each met (a deadline still running at the end is not a breach).
-- Satisfaction (满意度): cases resolved in the period (whenever opened) with a
-  rating; satisfied = 4-5 stars / rated.
+- 15-day rate (15日办结率): resolved as of end within 15 days of filing / cases.
+- Durations (首次响应/办结时长): from filing to the first response / resolution,
+  in hours (mean, median, 90th percentile by nearest rank). A platform time
+  before the filing time (clock skew) counts as 0 and is counted in `clamped`.
+- SLA compliance per grade: each deadline (acknowledge, first response,
+  resolve; clocks start when Koubei opened the case) is met, missed, or open
+  (未到期: not done and not yet due). A case is met when all its deadlines are
+  met, breached when any is missed, open otherwise; rate = met / (met + breached).
+- Satisfaction (满意度): of the period's cases resolved as of end with a rating,
+  the share with 4-5 stars; no rated case -> None (无评价).
 - App-store rating: average and share of 4-5 stars of the period's app-store posts.
-- Durations: mean, median and 90th percentile (nearest rank) in hours.
+- Monitoring start: the first collection run of any source. A previous period
+  that ended before monitoring began has no comparison (无可比数据); a source
+  whose first run fell inside the period is shown as 监测自 …, and its coverage
+  gap is measured from that run.
 Rates with nothing to divide are None ("—"), never a division by zero.
 """
 
@@ -33,13 +50,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
 from monitor.domain import CaseState
-from monitor.reports.period import SHANGHAI, Period
+from monitor.reports.period import SHANGHAI, Period, refuse_future
 from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import (
     CaseEventRow,
@@ -52,6 +69,7 @@ from monitor.store.tables import (
 FIFTEEN_DAYS = timedelta(days=15)
 SATISFIED_AT_LEAST = 4
 GRADES = ("P1", "P2", "P3")
+DEADLINES = ("确认", "首次回应", "解决")
 
 
 @dataclass
@@ -60,8 +78,10 @@ class CaseFacts:
 
     case_id: int
     grade: str
+    filed_at: datetime
     opened_at: datetime
     state: str
+    owner: str | None
     source: str
     sources: list[str]
     categories: list[str]
@@ -76,7 +96,22 @@ class CaseFacts:
     resolve_due: datetime | None
     satisfaction: int | None
     resolution_note: str | None
-    breaches: list[str] = field(default_factory=list)
+    deadlines: dict[str, str] = field(default_factory=dict)  # name -> met | missed | open
+
+    @property
+    def breaches(self) -> list[str]:
+        return [name for name, status in self.deadlines.items() if status == "missed"]
+
+    @property
+    def open_deadlines(self) -> list[str]:
+        return [name for name, status in self.deadlines.items() if status == "open"]
+
+    @property
+    def sla(self) -> str:
+        """met, breached, or open (a deadline still running and none missed)."""
+        if self.breaches:
+            return "breached"
+        return "open" if self.open_deadlines else "met"
 
     @property
     def resolved(self) -> bool:
@@ -90,23 +125,26 @@ class CaseFacts:
 
     @property
     def within_15_days(self) -> bool:
-        return self.resolved_at is not None and self.resolved_at - self.opened_at <= FIFTEEN_DAYS
+        return self.resolved_at is not None and self.resolved_at - self.filed_at <= FIFTEEN_DAYS
 
 
 def rate(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-def durations(values: list[timedelta]) -> dict[str, float | None]:
-    hours = sorted(v.total_seconds() / 3600 for v in values)
+def durations(values: list[timedelta]) -> dict[str, float | int | None]:
+    """Hours; a negative span (a platform clock ahead of the filing time) counts as 0."""
+    clamped = sum(1 for v in values if v < timedelta(0))
+    hours = sorted(max(0.0, v.total_seconds() / 3600) for v in values)
     if not hours:
-        return {"count": 0, "mean_h": None, "median_h": None, "p90_h": None}
+        return {"count": 0, "mean_h": None, "median_h": None, "p90_h": None, "clamped": 0}
     p90 = hours[max(0, math.ceil(0.9 * len(hours)) - 1)]  # nearest rank
     return {
         "count": len(hours),
         "mean_h": round(statistics.fmean(hours), 2),
         "median_h": round(statistics.median(hours), 2),
         "p90_h": round(p90, 2),
+        "clamped": clamped,
     }
 
 
@@ -114,44 +152,23 @@ def durations(values: list[timedelta]) -> dict[str, float | None]:
 
 
 def cohort(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]:
-    """Cases opened in the period (not false positives), as they stood at its end."""
-    cases = (
-        session.execute(
-            select(CaseRow)
-            .where(
-                col(CaseRow.opened_at) >= period.start,
-                col(CaseRow.opened_at) < period.end,
-                col(CaseRow.state) != CaseState.FALSE_POSITIVE.value,
-                col(CaseRow.severity).in_(GRADES),
-            )
-            .order_by(col(CaseRow.opened_at), col(CaseRow.id))
-        )
-        .scalars()
-        .all()
-    )
-    return case_facts(session, list(cases), as_of)
+    """Cases filed in the period (not false positives), as they stood at `as_of`.
 
-
-def resolved_in_period(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]:
-    """Cases whose standing resolution falls in the period, whenever they opened."""
-    ids = (
-        session.execute(
-            select(col(CaseEventRow.case_id))
-            .distinct()
-            .where(
-                col(CaseEventRow.kind) == "resolved",
-                col(CaseEventRow.at) >= period.start,
-                col(CaseEventRow.at) < period.end,
-            )
-        )
-        .scalars()
-        .all()
+    A case filed in the period either opened in it or has its earliest post
+    published in it, so those two sets hold every candidate; the filing time
+    itself is then computed from the posts.
+    """
+    in_period = (col(CaseRow.opened_at) >= period.start) & (col(CaseRow.opened_at) < period.end)
+    posted = select(col(PostRow.case_id)).where(
+        col(PostRow.case_id).is_not(None),
+        col(PostRow.published_at) >= period.start,
+        col(PostRow.published_at) < period.end,
     )
     cases = (
         session.execute(
             select(CaseRow)
             .where(
-                col(CaseRow.id).in_(ids),
+                in_period | col(CaseRow.id).in_(posted),
                 col(CaseRow.state) != CaseState.FALSE_POSITIVE.value,
                 col(CaseRow.severity).in_(GRADES),
             )
@@ -161,7 +178,8 @@ def resolved_in_period(session: Session, period: Period, as_of: datetime) -> lis
         .all()
     )
     facts = case_facts(session, list(cases), as_of)
-    return [f for f in facts if f.resolved_at is not None and f.resolved_at >= period.start]
+    mine = [f for f in facts if period.start <= f.filed_at < period.end]
+    return sorted(mine, key=lambda f: (f.filed_at, f.case_id))
 
 
 def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[CaseFacts]:
@@ -181,8 +199,10 @@ def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[Ca
         fact = CaseFacts(
             case_id=case.id,
             grade=case.severity,
+            filed_at=min([case.opened_at, *(p.published_at for p, _ in case_posts)]),
             opened_at=case.opened_at,
             state="resolved" if resolved else ("acknowledged" if acknowledged else "open"),
+            owner=case.owner,
             source=case.source,
             sources=sorted({p.source for p, _ in case_posts}) or [case.source],
             categories=sorted({c for _, v in case_posts for c in v.categories}) or ["other"],
@@ -200,7 +220,7 @@ def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[Ca
                 mask_pii(case.resolution_note) if resolved and case.resolution_note else None
             ),
         )
-        fact.breaches = _breaches(fact, end)
+        fact.deadlines = _deadlines(fact, end)
         facts.append(fact)
     return facts
 
@@ -243,19 +263,23 @@ def _posts_of(session: Session, case_ids: list[int]) -> dict[int, list[tuple[Pos
     return out
 
 
-def _breaches(fact: CaseFacts, end: datetime) -> list[str]:
-    """Deadlines missed by `end`: met late, or not met and already past."""
-    missed = []
-    for name, due, done in (
-        ("确认", fact.ack_due, fact.acknowledged_at or fact.resolved_at),
-        ("首次回应", fact.response_due, fact.first_response_at),
-        ("解决", fact.resolve_due, fact.resolved_at),
+def _deadlines(fact: CaseFacts, end: datetime) -> dict[str, str]:
+    """Each deadline at `end`: met (done by its due time), missed (done late, or not
+    done and already past), open (not done and still running)."""
+    out = {}
+    for name, due, done in zip(
+        DEADLINES,
+        (fact.ack_due, fact.response_due, fact.resolve_due),
+        (fact.acknowledged_at or fact.resolved_at, fact.first_response_at, fact.resolved_at),
+        strict=True,
     ):
         if due is None:
             continue
-        if (done is not None and done > due) or (done is None and due < end):
-            missed.append(name)
-    return missed
+        if done is not None:
+            out[name] = "met" if done <= due else "missed"
+        else:
+            out[name] = "missed" if due < end else "open"
+    return out
 
 
 def period_posts(session: Session, period: Period) -> list[tuple[PostRow, VerdictRow]]:
@@ -286,17 +310,29 @@ def source_runs(session: Session, period: Period) -> list[SourceRunRow]:
     return list(rows.all())
 
 
+def first_runs(session: Session, as_of: datetime) -> dict[str, datetime]:
+    """Each source's first collection run before `as_of`: when its monitoring began."""
+    rows = session.execute(
+        select(col(SourceRunRow.source), func.min(col(SourceRunRow.started_at)))
+        .where(col(SourceRunRow.started_at) < as_of)
+        .group_by(col(SourceRunRow.source))
+    ).all()
+    return {source: started for source, started in rows if started is not None}
+
+
 # --- the figures ----------------------------------------------------------------------
 
 
 def compute(engine: Engine, settings: Settings, period: Period, now: datetime) -> dict[str, Any]:
     """All figures; a period not over yet is reported as it stands `now`."""
+    refuse_future(period, now)
     as_of = min(period.end, now)
     with Session(engine) as session:
         cases = cohort(session, period, as_of)
-        resolved_now = resolved_in_period(session, period, as_of)
         posts = period_posts(session, period)
         runs = source_runs(session, period)
+        started = first_runs(session, as_of)
+    monitoring_start = min(started.values(), default=None)
     return {
         "period": {
             "key": period.key,
@@ -304,35 +340,40 @@ def compute(engine: Engine, settings: Settings, period: Period, now: datetime) -
             "start": period.start.isoformat(),
             "end": period.end.isoformat(),
             "timezone": "Asia/Shanghai",
+            "as_of": as_of.isoformat(),
+            "partial": as_of < period.end,
         },
-        "summary": summary(cases, resolved_now, posts),
+        "monitoring": {
+            "started_at": monitoring_start.isoformat() if monitoring_start else None,
+            "monitored": monitoring_start is not None,
+            "began_in_period": monitoring_start is not None and monitoring_start > period.start,
+        },
+        "summary": summary(cases, posts),
         "by_grade": dict(Counter(c.grade for c in cases)),
         "by_category": dict(Counter(cat for c in cases for cat in c.categories).most_common()),
         "by_source": dict(Counter(c.source for c in cases).most_common()),
         "sla": sla_by_grade(cases),
         "response_time": durations(
-            [c.first_response_at - c.opened_at for c in cases if c.first_response_at]
+            [c.first_response_at - c.filed_at for c in cases if c.first_response_at]
         ),
-        "resolution_time": durations([c.resolved_at - c.opened_at for c in cases if c.resolved_at]),
-        "satisfaction": satisfaction(resolved_now),
+        "resolution_time": durations([c.resolved_at - c.filed_at for c in cases if c.resolved_at]),
+        "satisfaction": satisfaction(cases),
         "ratings": ratings(posts),
         "daily": daily(period, posts),
         "top_causes": top_causes(cases, posts),
         "actions": [
             {"case_id": c.case_id, "grade": c.grade, "note": c.resolution_note}
-            for c in resolved_now
+            for c in cases
             if c.resolution_note
         ],
-        "source_health": source_health(settings, period, runs, as_of),
+        "source_health": source_health(settings, period, runs, started, as_of),
         "cases": cases,
     }
 
 
-def summary(
-    cases: list[CaseFacts], resolved_now: list[CaseFacts], posts: list[tuple[PostRow, VerdictRow]]
-) -> dict[str, Any]:
+def summary(cases: list[CaseFacts], posts: list[tuple[PostRow, VerdictRow]]) -> dict[str, Any]:
     n = len(cases)
-    rated = [c for c in resolved_now if c.satisfaction is not None]
+    rated = [c for c in cases if c.satisfaction is not None]
     return {
         "cases": n,
         "case_posts": sum(c.posts for c in cases),
@@ -344,7 +385,6 @@ def summary(
         "handling_rate": rate(sum(1 for c in cases if c.resolved), n),
         "on_time_rate": rate(sum(1 for c in cases if c.on_time), n),
         "fifteen_day_rate": rate(sum(1 for c in cases if c.within_15_days), n),
-        "resolved_in_period": len(resolved_now),
         "rated": len(rated),
         "satisfaction_rate": rate(
             sum(1 for c in rated if (c.satisfaction or 0) >= SATISFIED_AT_LEAST), len(rated)
@@ -356,11 +396,14 @@ def sla_by_grade(cases: list[CaseFacts]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for grade in GRADES:
         of_grade = [c for c in cases if c.grade == grade]
-        met = [c for c in of_grade if not c.breaches]
+        met = sum(1 for c in of_grade if c.sla == "met")
+        breached = sum(1 for c in of_grade if c.sla == "breached")
         out[grade] = {
             "cases": len(of_grade),
-            "met": len(met),
-            "rate": rate(len(met), len(of_grade)),
+            "met": met,
+            "breached": breached,
+            "open": len(of_grade) - met - breached,
+            "rate": rate(met, met + breached),
             "breaches": [
                 {"case_id": c.case_id, "missed": c.breaches} for c in of_grade if c.breaches
             ],
@@ -368,20 +411,20 @@ def sla_by_grade(cases: list[CaseFacts]) -> dict[str, Any]:
     return out
 
 
-def satisfaction(resolved_now: list[CaseFacts]) -> dict[str, Any]:
-    def block(cases: list[CaseFacts]) -> dict[str, Any]:
-        rated = [c for c in cases if c.satisfaction is not None]
+def satisfaction(cases: list[CaseFacts]) -> dict[str, Any]:
+    def block(of: list[CaseFacts]) -> dict[str, Any]:
+        rated = [c for c in of if c.satisfaction is not None]
         good = sum(1 for c in rated if (c.satisfaction or 0) >= SATISFIED_AT_LEAST)
         return {"rated": len(rated), "satisfied": good, "rate": rate(good, len(rated))}
 
+    resolved = [c for c in cases if c.resolved]
     by_source: dict[str, list[CaseFacts]] = defaultdict(list)
-    for c in resolved_now:
-        by_source[c.source].append(c)
     by_version: dict[str, list[CaseFacts]] = defaultdict(list)
-    for c in resolved_now:
+    for c in resolved:
+        by_source[c.source].append(c)
         by_version[c.app_version].append(c)
     return {
-        "all": block(resolved_now),
+        "all": block(resolved),
         "by_source": {k: block(v) for k, v in sorted(by_source.items())},
         "by_app_version": {k: block(v) for k, v in sorted(by_version.items())},
     }
@@ -445,26 +488,42 @@ def top_causes(
 
 
 def source_health(
-    settings: Settings, period: Period, runs: list[SourceRunRow], as_of: datetime
+    settings: Settings,
+    period: Period,
+    runs: list[SourceRunRow],
+    started: dict[str, datetime],
+    as_of: datetime,
 ) -> list[dict[str, Any]]:
-    """Per source: runs, failures, and the longest stretch without a successful run."""
+    """Per source: runs, failures, and the longest stretch without a successful run.
+
+    The stretch is measured from when the source's monitoring began (its first run)
+    if that fell inside the period: the time before it is not a coverage gap.
+    """
+    began = min(started.values(), default=None)
     out = []
     for source in settings.app.sources:
         mine = [r for r in runs if r.source == source.name]
         good = [r.started_at for r in mine if r.status in ("ok", "unchanged")]
-        ok_times = [period.start, *good, as_of]
-        longest = max(
-            (b - a for a, b in itertools.pairwise(ok_times)),
-            default=as_of - period.start,
-        )
+        first = started.get(source.name)
+        if first is None:
+            # Never run: a gap only while monitoring is on for the other sources.
+            from_ = max(period.start, began) if began and source.enabled else as_of
+        else:
+            from_ = max(period.start, first)
+        ok_times = [from_, *good, as_of]
+        longest = max((b - a for a, b in itertools.pairwise(ok_times)), default=timedelta(0))
         allowed = timedelta(minutes=source.interval_minutes * 2)
         out.append(
             {
                 "source": source.name,
+                "monitored_from": (
+                    first.isoformat() if first is not None and first > period.start else None
+                ),
+                "monitored": first is not None,
                 "runs": len(mine),
-                "ok": sum(1 for r in mine if r.status in ("ok", "unchanged")),
+                "ok": len(good),
                 "failed": sum(1 for r in mine if r.status in ("failed", "partial")),
-                "items": sum(r.fetched for r in mine),
+                "fetched": sum(r.fetched for r in mine),
                 "longest_gap_h": round(longest.total_seconds() / 3600, 1),
                 "gap": longest > allowed,
             }
@@ -472,17 +531,38 @@ def source_health(
     return out
 
 
+PUBLIC_SUMMARY = (
+    "cases",
+    "responded",
+    "response_rate",
+    "resolved",
+    "handling_rate",
+    "fifteen_day_rate",
+    "rated",
+    "satisfaction_rate",
+)
+
+
+def public_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """What a regulator's disclosure shows: volume, response, handling and satisfaction
+    rates, by category. No grades, sources, deadlines, cases or collection details."""
+    return {
+        "period": figures["period"],
+        "monitoring": {"started_at": figures["monitoring"]["started_at"]},
+        "summary": {k: figures["summary"][k] for k in PUBLIC_SUMMARY},
+        "by_category": figures["by_category"],
+        "response_time": figures["response_time"],
+        "resolution_time": figures["resolution_time"],
+        "satisfaction": {"all": figures["satisfaction"]["all"]},
+    }
+
+
 def jsonable(figures: dict[str, Any], public: bool = False) -> dict[str, Any]:
-    """The figures as JSON; the public version keeps aggregates only."""
-    out = {k: v for k, v in figures.items() if k != "cases"}
+    """The figures as JSON; the public version keeps the disclosure's aggregates only."""
     if public:
-        for key in ("top_causes", "actions"):
-            out.pop(key, None)
-        out["sla"] = {
-            g: {k: v for k, v in s.items() if k != "breaches"} for g, s in out["sla"].items()
-        }
-    else:
-        out["cases"] = [_case_json(c) for c in figures["cases"]]
+        return public_figures(figures)
+    out = {k: v for k, v in figures.items() if k != "cases"}
+    out["cases"] = [_case_json(c) for c in figures["cases"]]
     return out
 
 
@@ -491,5 +571,12 @@ def _case_json(c: CaseFacts) -> dict[str, Any]:
     for key, value in row.items():
         if isinstance(value, datetime):
             row[key] = value.astimezone(SHANGHAI).isoformat()
-    row.update(resolved=c.resolved, on_time=c.on_time, within_15_days=c.within_15_days)
+    row.update(
+        resolved=c.resolved,
+        on_time=c.on_time,
+        within_15_days=c.within_15_days,
+        sla=c.sla,
+        breaches=c.breaches,
+        open_deadlines=c.open_deadlines,
+    )
     return row

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.errors import KoubeiError
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _WEEK = re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$")
+
+
+class FuturePeriod(KoubeiError):
+    """A report was asked for a period that has not begun: it would show only zeros."""
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,13 @@ def last_complete(kind: str, now: datetime) -> Period:
         return month(f"{first.year}-{first.month:02d}")
     year, week, _ = (local.date() - timedelta(days=7)).isocalendar()
     return iso_week(f"{year}-W{week:02d}")
+
+
+def refuse_future(period: Period, now: datetime) -> None:
+    """A period that has not begun has no figures; a zero report would read as a calm month."""
+    if period.start >= now:
+        raise FuturePeriod(
+            f"period {period.key} starts {period.start_local:%Y-%m-%d %H:%M} (Asia/Shanghai), "
+            f"after now ({now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}): nothing to report yet; "
+            "ask for a period that has begun (a running one is reported as partial)"
+        )

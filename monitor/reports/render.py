@@ -24,11 +24,16 @@ KPIS = (
     ("response_rate", "响应率", "rate"),
     ("satisfaction_rate", "满意度", "rate"),
 )
+PUBLIC_KPIS = ("cases", "handling_rate", "fifteen_day_rate", "response_rate", "satisfaction_rate")
+NO_COMPARISON = "无可比数据"
+NO_RATING = "无评价"
 CSV_FIELDS = (
     "case_id",
     "grade",
+    "filed_at",
     "opened_at",
     "state",
+    "owner",
     "source",
     "sources",
     "categories",
@@ -37,12 +42,28 @@ CSV_FIELDS = (
     "acknowledged_at",
     "first_response_at",
     "resolved_at",
+    "ack_due",
+    "response_due",
+    "resolve_due",
     "resolved",
     "on_time",
     "within_15_days",
     "satisfaction",
+    "sla",
     "breaches",
+    "open_deadlines",
 )
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell as text a spreadsheet shows and never evaluates (scraped titles are hostile)."""
+    if isinstance(value, list):
+        value = ";".join(str(v) for v in value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def pct(value: float | None) -> str:
@@ -71,20 +92,41 @@ class Written:
     csv: Path | None
 
 
-def kpis(current: dict[str, Any], previous: dict[str, Any]) -> list[dict[str, str]]:
+def comparable(previous: dict[str, Any]) -> bool:
+    """A previous period with no collection run before its end was not monitored."""
+    return bool(previous["monitoring"]["monitored"])
+
+
+def kpis(
+    current: dict[str, Any], previous: dict[str, Any], public: bool = False
+) -> list[dict[str, str]]:
     out = []
     for key, label, kind in KPIS:
+        if public and key not in PUBLIC_KPIS:
+            continue
         value = current["summary"][key]
-        shown = pct(value) if kind == "rate" else str(value)
+        if kind == "count":
+            shown = str(value)
+        elif key == "satisfaction_rate" and value is None:
+            shown = NO_RATING
+        else:
+            shown = pct(value)
+        before = previous["summary"][key]
         out.append(
             {
                 "key": key,
                 "label": label,
                 "value": shown,
-                "change": change(value, previous["summary"][key], kind),
+                "change": change(value, before, kind) if comparable(previous) else NO_COMPARISON,
             }
         )
     return out
+
+
+def _local(iso: str | None) -> str:
+    if iso is None:
+        return "—"
+    return datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def write_report(
@@ -100,7 +142,11 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "report-public" if public else "report"
     data = jsonable(current, public=public)
-    data["previous"] = {"key": previous["period"]["key"], "summary": previous["summary"]}
+    data["previous"] = {
+        "key": previous["period"]["key"],
+        "comparable": comparable(previous),
+        "summary": jsonable(previous, public=public)["summary"],
+    }
     figures_path = out_dir / ("figures-public.json" if public else "figures.json")
     figures_path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
@@ -109,18 +155,18 @@ def write_report(
         autoescape=select_autoescape(["html", "j2"]),
     )
     period = dict(current["period"])
-    period["start_local"] = (
-        datetime.fromisoformat(period["start"]).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    )
-    period["end_local"] = (
-        datetime.fromisoformat(period["end"]).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    )
+    period["start_local"] = _local(period["start"])
+    period["end_local"] = _local(period["end"])
+    period["as_of_local"] = _local(period["as_of"])
     summary = current["summary"]
     html = env.get_template("report.html.j2").render(
         f={**current, "period": period},
         public=public,
         empty=summary["cases"] == 0 and summary["posts_collected"] == 0,
-        kpis=kpis(current, previous),
+        kpis=kpis(current, previous, public),
+        comparable=comparable(previous),
+        previous_label=previous["period"]["label"],
+        monitoring_start=_local(current["monitoring"]["started_at"]),
         charts={
             "daily": charts.daily_chart(current["daily"]),
             "category": charts.bar_chart(
@@ -133,6 +179,8 @@ def write_report(
         generated=generated.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
         pct=pct,
         num=num,
+        local=_local,
+        satisfaction=lambda r: NO_RATING if r is None else pct(r),
         cat=lambda c: CATEGORY_LABELS.get(c, c),
     )
     html_path = out_dir / f"{stem}.html"
@@ -147,21 +195,26 @@ def write_report(
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
             for row in data["cases"]:
-                writer.writerow(
-                    {k: (";".join(v) if isinstance(v, list) else v) for k, v in row.items()}
-                )
+                writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return Written(html_path, pdf_path, figures_path, csv_path)
 
 
 def slack_summary(current: dict[str, Any], previous: dict[str, Any], public: bool) -> str:
     s = current["summary"]
-    lines = [
-        f"*消费者权益保护报告 · {current['period']['label']}*" + ("（公开版）" if public else "")
-    ]
-    for k in kpis(current, previous):
+    period = current["period"]
+    title = f"*消费者权益保护报告 · {period['label']}*" + ("（公开版）" if public else "")
+    if period["partial"]:
+        title += f"（截至 {_local(period['as_of'])}，本期未结束）"
+    lines = [title]
+    for k in kpis(current, previous, public):
         lines.append(f"• {k['label']}：{k['value']}（环比 {k['change']}）")
+    monitoring = current["monitoring"]
+    if not monitoring["monitored"]:
+        lines.append("本期尚未开始监测：数字仅来自回溯采集，可能不完整。")
+    elif monitoring["began_in_period"]:
+        lines.append(f"监测自 {_local(monitoring['started_at'])} 起，此前的数字来自回溯采集。")
     gaps = [h["source"] for h in current["source_health"] if h["gap"]]
-    if gaps:
+    if gaps and not public:
         lines.append(f"⚠️ 数据缺口：{', '.join(gaps)}，相关数字可能偏低")
     if s["cases"] == 0:
         lines.append("本期无投诉工单。")
