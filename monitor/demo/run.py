@@ -48,7 +48,7 @@ from monitor.fakes.jutousu import FakeJutousu
 from monitor.fakes.rss import FakeRss
 from monitor.fakes.slack import FakeSlack, Message
 from monitor.fakes.yingyongbao import FakeYingyongbao
-from monitor.pipeline import Services, run_source
+from monitor.pipeline import RunResult, Services, run_source
 from monitor.reports.period import month
 from monitor.reports.run import make_report, queue_report_post
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
@@ -94,6 +94,7 @@ class Demo:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.clock = FakeClock(DEMO_START)
+        self.collected: dict[str, datetime] = {}  # source -> when the demo last collected it
         app_id, self.reviews = load_demo_reviews()
         self.appstore = FakeAppStore([r.review for r in self.reviews], app_id=app_id)
         self.appstore.quirks.empty_pages[2] = 1  # Apple's transient empty page
@@ -108,9 +109,23 @@ class Demo:
         )
 
     def cycle(self, svc: Services, sink: SlackSink) -> None:
-        """One scheduler tick: the SLA sweeper, then the outbox (paced per channel)."""
+        """One scheduler tick: sources whose interval is up, the SLA sweeper, then the outbox.
+
+        The demo's clock jumps hours ahead; collecting only where the demo says so would leave
+        the report a true coverage gap for every source.
+        """
+        for source in svc.settings.app.sources:
+            last = self.collected.get(source.name)
+            if last is not None and self.clock.now() - last >= timedelta(
+                minutes=source.interval_minutes
+            ):
+                self.collect(svc, source)
         sweep(svc.engine, svc.settings, self.clock)
         drain_outbox(svc.engine, sink, svc.settings.app.outbox, self.clock, limit=10_000)
+
+    def collect(self, svc: Services, source: SourceConfig) -> RunResult:
+        self.collected[source.name] = self.clock.now()
+        return run_source(svc, source)
 
     def run(self) -> None:
         started = time.monotonic()
@@ -162,14 +177,14 @@ class Demo:
             print(f"Fake App Store at {self.appstore.url}, fake Slack at {self.slack.url}")
             print(f"Demo clock starts {DEMO_START:%Y-%m-%d %H:%M} Asia/Shanghai\n")
 
-            result = run_source(svc, source)
+            result = self.collect(svc, source)
             print(
                 f"Collected {source.name}: {result.fetched} reviews in "
                 f"{len(self.appstore.requests)} requests (an empty page was retried); "
                 f"{result.new} new, {result.cases_opened} cases opened"
             )
             for other in others:
-                got = run_source(svc, other)
+                got = self.collect(svc, other)
                 print(
                     f"Collected {other.name}: {got.fetched} posts, {got.new} new, "
                     f"{got.cases_opened} cases opened"
@@ -184,7 +199,7 @@ class Demo:
             grouped = self.print_slack()
 
             self.escalate_and_acknowledge(svc, sink, settings)
-            again = run_source(svc, source)
+            again = self.collect(svc, source)
             self.cycle(svc, sink)
             print(
                 f"\nSecond collection: {again.new} new posts, {again.alerts} alerts (nothing twice)"
@@ -193,7 +208,7 @@ class Demo:
                 f"Slack never answered 429: {self.slack.rate_limited} rate-limit replies, "
                 "deliveries paced to one message per second per channel"
             )
-            self.resolve_some(svc, settings)
+            self.resolve_some(svc, settings, sink)
             self.cycle(svc, sink)
             self.report(svc, settings, sink)
             self.write_outputs(svc)
@@ -281,7 +296,7 @@ class Demo:
                     f"Cross-platform: 工单 #{case_id} joins posts from {', '.join(sorted(names))}"
                 )
 
-    def resolve_some(self, svc: Services, settings: Settings) -> None:
+    def resolve_some(self, svc: Services, settings: Settings, sink: SlackSink) -> None:
         """Customer service works through the P2 cases over the afternoon."""
         notes = [
             "已退还多收费用并致歉",
@@ -290,16 +305,22 @@ class Demo:
             "已取消会员自动续费并退款",
             "已升级风控规则并回访",
         ]
-        with Session(svc.engine) as s, s.begin():
-            cases = (
+        with Session(svc.engine) as s:
+            ids = (
                 s.execute(
-                    select(CaseRow).where(col(CaseRow.severity) == "P2").order_by(col(CaseRow.id))
+                    select(col(CaseRow.id))
+                    .where(col(CaseRow.severity) == "P2")
+                    .order_by(col(CaseRow.id))
                 )
                 .scalars()
                 .all()
             )
-            for i, case in enumerate(cases[:10]):
-                self.clock.advance(timedelta(minutes=20))
+        for i, case_id in enumerate(ids[:10]):
+            # The afternoon passes as it would under the scheduler: sources are collected.
+            self.clock.advance(timedelta(minutes=20))
+            self.cycle(svc, sink)
+            with Session(svc.engine) as s, s.begin():
+                case = s.get_one(CaseRow, case_id)
                 case_actions.resolve(
                     s,
                     settings,
@@ -310,7 +331,7 @@ class Demo:
                     public_reply_url=f"https://example.com/reply/{case.id}" if i % 2 else None,
                     satisfaction=(5, 4, 2, 5, 3)[i % 5],
                 )
-        print(f"\nCustomer service resolved {min(10, len(cases))} P2 cases with notes and ratings")
+        print(f"\nCustomer service resolved {min(10, len(ids))} P2 cases with notes and ratings")
 
     def report(self, svc: Services, settings: Settings, sink: SlackSink) -> None:
         period = month(f"{DEMO_START.year}-{DEMO_START.month:02d}")
