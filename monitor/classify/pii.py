@@ -26,6 +26,7 @@ read through, so a number cannot hide from the mask by carrying one.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ _GAP_BREAK = re.compile(r"[0-9。！？；!?;\n]")
 # Letters a number may be glued to and still be personal data ("Tel139...").
 _GLUE_OK = {"tel", "phone", "mobile", "mob", "cell", "wx", "vx", "weixin", "wechat", "qq", "id"}
 _SERVICE_LINES = ("400", "800")
+# How people group the digits of a mobile number and of an ID number.
+_PHONE_SHAPES = ([11], [3, 4, 4], [3, 8], [7, 4])
+_ID_SHAPES = ([18], [6, 8, 4], [6, 4, 4, 4], [15], [6, 6, 3])
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -149,13 +153,19 @@ class _Segment:
 
 def _phone(digits: str, segs: list[_Segment], plus: bool) -> str | None:
     for cc in ("0086", "86", ""):
-        if not digits.startswith(cc):
-            continue
         rest = digits[len(cc) :]
+        if not digits.startswith(cc) or (not cc and segs[0].digits in ("86", "0086")):
+            continue
         if len(rest) != 11 or not re.fullmatch(r"1[3-9][0-9]{9}", rest):
             continue
-        # A country code counts when it stands apart or is written +86 / 0086.
-        if cc and not (plus or cc == "0086" or len(segs[0].digits) == len(cc)):
+        lens = [len(seg.digits) for seg in segs]
+        if cc and lens[0] == len(cc):
+            lens = lens[1:]
+        elif cc and (plus or cc == "0086"):
+            lens[0] -= len(cc)
+        elif cc:  # a bare 86 glued to the number is no country code
+            continue
+        if lens not in _PHONE_SHAPES and set(lens) != {1}:
             continue
         return f"{'+86 ' if cc else ''}{rest[:3]}****{rest[-4:]}"
     return None
@@ -173,11 +183,18 @@ def _landline(digits: str, segs: list[_Segment], context: str | None) -> str | N
     return None
 
 
+def _card_shape(lens: list[int]) -> bool:
+    return len(lens) == 1 or (all(n == 4 for n in lens[:-1]) and 1 <= lens[-1] <= 4)
+
+
 def _classify(digits: str, segs: list[_Segment], plus: bool, context: str | None) -> str | None:
     """The masked form of one window of a digit run, or None if it is not personal data."""
-    if "X" in digits.upper():
-        if (context in ("id", "card") and 15 <= len(digits) <= 18) or id18_valid(digits):
+    lens = [len(seg.digits) for seg in segs]
+    if "X" in digits:
+        if context in ("id", "card") and 15 <= len(digits) <= 18:
             return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+        if lens in _ID_SHAPES and id18_valid(digits):
+            return digits[:3] + "*" * 11 + digits[-4:]
         return None
     phone = _phone(digits, segs, plus)
     if phone:
@@ -186,16 +203,34 @@ def _classify(digits: str, segs: list[_Segment], plus: bool, context: str | None
         return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
     if context == "card" and 12 <= len(digits) <= 19:
         return f"{digits[:4]} **** {digits[-4:]}"
-    # Bare numbers: checksums decide, and groups must look like groups (a date
-    # before a number is not part of it).
-    grouped = len(segs) == 1 or all(len(s.digits) >= 3 for s in segs)
-    if grouped and id18_valid(digits):
+    # Bare numbers: checksums decide, and groups must be the groups people write
+    # these numbers in (a list of figures is not one number).
+    if lens in _ID_SHAPES and id18_valid(digits):
         return digits[:3] + "*" * 11 + digits[-4:]
-    if grouped and id15_valid(digits):
+    if lens in _ID_SHAPES and id15_valid(digits):
         return digits[:3] + "*" * 8 + digits[-4:]
-    if grouped and 16 <= len(digits) <= 19 and luhn_valid(digits):
+    if _card_shape(lens) and 16 <= len(digits) <= 19 and luhn_valid(digits):
         return f"{digits[:4]} **** {digits[-4:]}"
     return _landline(digits, segs, context)
+
+
+def _sep_kind(between: str) -> str:
+    return between.strip(" \u00a0") or " "
+
+
+def _one_number(window: list[_Segment], seps: list[str]) -> bool:
+    """Whether segments written with these separators can be one number.
+
+    One number uses one separator throughout ("139.0000.2368", "110105 19900913
+    7403"), though a country code may stand apart ("+86 139-0000-2368"); a
+    single dot is a decimal point, and numbers listed with mixed separators
+    ("132.0015 208.256") are several numbers.
+    """
+    if seps and window[0].digits in ("86", "0086"):
+        seps = seps[1:]
+    if len(set(seps)) > 1:
+        return False
+    return seps != ["."]
 
 
 def _runs(plain: str) -> list[tuple[int, int, str]]:
@@ -212,15 +247,16 @@ def _runs(plain: str) -> list[tuple[int, int, str]]:
         first = _context(plain, run.start())
         if first == "ref":
             continue
+        seps = [_sep_kind(plain[a.end : b.start]) for a, b in itertools.pairwise(segs)]
         for i in range(len(segs)):
             digits = ""
             for j in range(i, len(segs)):
                 digits += segs[j].digits
-                if len(digits) > 19 + 4:
-                    break
-                if "X" in digits[:-1]:
+                if len(digits) > 19 + 4 or "X" in digits[:-1]:
                     break
                 window = segs[i : j + 1]
+                if not _one_number(window, seps[i:j]):
+                    continue
                 masked = _classify(digits, window, plus and i == 0, first if i == 0 else None)
                 if masked:
                     with_plus = plus and i == 0 and masked.startswith("+")
