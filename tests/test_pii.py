@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import random
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from monitor.classify.pii import id18_valid, luhn_valid, mask_pii
+from monitor.fakes.appstore import FakeAppStore
+from tests.conftest import review, write_config
 
 RNG = random.Random(20261128)
 WIDE = str.maketrans("0123456789+-", "０１２３４５６７８９＋－")
@@ -129,6 +139,7 @@ def kept_cases() -> list[str]:
         "坐标 306 1738 306 2291 结束",  # a list of figures is not one number
         "132.001511 208.256",
         "余额 13900002.368 元",
+        "详见 https://tousu.sina.com.cn/complaint/view/17380020001/ 谢谢",
     ]
     for _ in range(10):
         # Bare long numbers that fail their checksums stay: order numbers, amounts.
@@ -281,3 +292,78 @@ def test_check_digit_validation() -> None:
     assert id18_valid("11010519491231002X")
     assert not id18_valid("110105194912310021")
     assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+
+
+# The demo's reviews carry these, on purpose; its outputs must show none of them.
+DEMO_PII = ("6222020200112233445", "110101199003074578", "13812345678", "qingtian88@example.com")
+_NOT_TEXT = {"channel", "ts", "thread_ts", "external_id", "url", "image_url", "action_id"}
+
+
+def _strings(value: object, key: str = "") -> Iterator[str]:
+    if isinstance(value, str) and key not in _NOT_TEXT:
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, key)
+
+
+def test_the_demos_outputs_carry_no_unmasked_personal_data(tmp_path: Path) -> None:
+    """Slack messages, posts.jsonl and the report (HTML, CSV, JSON; the PDF is
+    rendered from the same HTML): nothing in them that the mask would still mask."""
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k not in ("SLACK_BOT_TOKEN", "DATABASE_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    texts = [result.stdout]
+    texts += _strings(json.loads((out / "slack_messages.json").read_text(encoding="utf-8")))
+    for line in (out / "posts.jsonl").read_text(encoding="utf-8").splitlines():
+        post = json.loads(line)
+        texts += [post["title"], post["body"]]
+    [month] = (out / "reports").iterdir()
+    texts += _strings(json.loads((month / "figures.json").read_text(encoding="utf-8")))
+    with (month / "cases.csv").open(encoding="utf-8-sig", newline="") as f:
+        texts += [cell for row in csv.reader(f) for cell in row]
+    html = (month / "report.html").read_text(encoding="utf-8")
+    # Chart drawings are coordinates, not text: read what the page says.
+    page = re.sub(r"(?s)<(svg|style)\b.*?</\1>", " ", html)
+    texts += re.sub(r"<[^>]+>", "\n", page).splitlines()
+    everything = "\n".join(texts) + html
+    assert "银行卡6222 **** 3445" in everything and "身份证110***********4578" in everything
+    for raw in DEMO_PII:
+        assert raw not in everything
+    unmasked = [t for t in texts if mask_pii(t) != t]
+    assert unmasked == []
+
+
+def test_collect_dry_run_masks_personal_data_unless_raw(tmp_path: Path) -> None:
+    text = "冒用我的身份证110101199003074578，电话 139-0000-2368，银行卡6222020200112233445"
+    with FakeAppStore([review(1, content=text, author="王13900002368")]) as store:
+        config = write_config(tmp_path, appstore_url=store.url)
+        env = {**os.environ, "KOUBEI_CONFIG": str(config)}
+        shown = {}
+        for flags in ([], ["--raw"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "monitor", "collect", "appstore-cn", "--dry-run", *flags],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            [line] = result.stdout.splitlines()
+            shown[bool(flags)] = json.loads(line)
+    masked, raw = shown[False], shown[True]
+    assert "110101199003074578" not in result.stdout.replace(raw["body"], "")
+    assert masked["body"].startswith("冒用我的身份证110***********4578，电话 139****2368，")
+    assert "6222 **** 3445" in masked["body"] and masked["author"] == "王139****2368"
+    assert raw["body"].startswith(text) and raw["author"] == "王13900002368"
+    assert masked["external_id"] == raw["external_id"] and masked["url"] == raw["url"]

@@ -37,6 +37,7 @@ from datetime import date
 _SEP = r"(?:[ \u00a0]?[-.·_][ \u00a0]?|[ \u00a0]{1,2})"
 _RUN = re.compile(r"(?<![0-9])\+?[0-9]+(?:" + _SEP + r"[0-9]+)*(?:[Xx](?![A-Za-z]))?(?![0-9])")
 _SEGMENT = re.compile(r"[0-9]+[Xx]?")
+_URL_PATH = re.compile(r"(?i)https?://[^\s?#<>|\"']+")
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*[ \u00a0]?@[ \u00a0]?"
     r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
@@ -236,7 +237,10 @@ def _one_number(window: list[_Segment], seps: list[str]) -> bool:
 def _runs(plain: str) -> list[tuple[int, int, str]]:
     """Candidate spans (start, end, masked) from every digit run, longest first."""
     found: list[tuple[int, int, int, str]] = []
+    paths = [m.span() for m in _URL_PATH.finditer(plain)]
     for run in _RUN.finditer(plain):
+        if any(s <= run.start() < e for s, e in paths):
+            continue  # an id in a link's path (…/complaint/view/17380020001/) names a page
         plus = run.group().startswith("+")
         segs = [
             _Segment(run.start() + m.start(), run.start() + m.end(), m.group().upper())
