@@ -258,6 +258,8 @@ def _runs(plain: str) -> list[tuple[int, int, str]]:
                 digits += segs[j].digits
                 if len(digits) > 19 + 4 or "X" in digits[:-1]:
                     break
+                if len(digits) < 10:  # the shortest kind is a landline, 010 + 7 digits
+                    continue
                 window = segs[i : j + 1]
                 if not _one_number(window, seps[i:j]):
                     continue
