@@ -55,6 +55,9 @@ def collect(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print normalized posts as JSON lines; store nothing")
     ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="with --dry-run: print personal data unmasked")
+    ] = False,
     since: Annotated[
         str | None,
         typer.Option(help="backfill: walk back through history to this date (YYYY-MM-DD)"),
@@ -73,7 +76,7 @@ def collect(
         with HttpClient(settings.app.http) as http:
             posts, error = fetch_posts(http, SystemClock(), src)
         for post in posts:
-            typer.echo(json.dumps(post.as_json(), ensure_ascii=False))
+            typer.echo(json.dumps(_shown(post.as_json(), raw), ensure_ascii=False))
         if error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1)
@@ -111,6 +114,18 @@ def collect(
     if result.error:
         typer.echo(f"error: {result.error}", err=True)
         raise typer.Exit(1)
+
+
+def _shown(fields: dict[str, object], raw: bool) -> dict[str, object]:
+    """A post's fields as printed: personal data masked unless --raw was asked for."""
+    from monitor.classify.pii import mask_pii
+
+    if raw:
+        return fields
+    return {
+        k: mask_pii(v) if k in ("author", "title", "body") and isinstance(v, str) else v
+        for k, v in fields.items()
+    }
 
 
 @app.command()
@@ -361,10 +376,11 @@ def migrate(config: ConfigOpt = None) -> None:
 def run(config: ConfigOpt = None) -> None:
     """Run the service until stopped: collect on schedule, deliver alerts, send digests."""
     from monitor.app import build_services, make_sink
+    from monitor.classify.pii import mask_pii
     from monitor.logs import setup_logging
     from monitor.scheduler import build_scheduler
 
-    setup_logging()
+    setup_logging(scrub=mask_pii)
     settings = _settings(config)
     svc = build_services(settings)
     scheduler = build_scheduler(svc, make_sink(settings))
@@ -391,9 +407,10 @@ def serve(
 ) -> None:
     """Serve Slack interactivity (buttons, modal, /koubei) and /healthz."""
     from monitor.app import build_interactions, drain_soon, make_sink
+    from monitor.classify.pii import mask_pii
     from monitor.logs import setup_logging
 
-    setup_logging()
+    setup_logging(scrub=mask_pii)
     settings = _settings(config)
     interactions = build_interactions(settings)
     after = drain_soon(interactions, make_sink(settings))
@@ -545,4 +562,14 @@ def main() -> None:
         sys.exit(2)
     except KoubeiError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        # A crash still shows its traceback, but a database error quotes the row it
+        # choked on: mask personal data and credentials in it first.
+        import traceback
+
+        from monitor.classify.pii import mask_pii
+        from monitor.redact import redact
+
+        print(mask_pii(redact(traceback.format_exc())), end="", file=sys.stderr)
         sys.exit(1)

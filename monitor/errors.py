@@ -15,6 +15,8 @@ and what to do about it, so an operator can act on it at 3 a.m.
 
 from __future__ import annotations
 
+from monitor.redact import redact
+
 
 class KoubeiError(Exception):
     """Base class of every error Koubei raises on purpose."""
@@ -30,6 +32,8 @@ class ConfigError(KoubeiError):
 
 class FetchError(KoubeiError):
     def __init__(self, source: str, url: str, reason: str) -> None:
+        # Stored on the run, shown in `koubei sources` and the ops alert: no credentials.
+        url, reason = redact(url), redact(reason)
         self.source = source
         self.url = url
         self.reason = reason
@@ -42,6 +46,7 @@ class SourceBlocked(FetchError):
 
 class ParseError(KoubeiError):
     def __init__(self, source: str, url: str, reason: str) -> None:
+        url, reason = redact(url), redact(reason)
         self.source = source
         self.url = url
         self.reason = reason

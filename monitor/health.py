@@ -20,6 +20,7 @@ from monitor.alerting.alerts import enqueue_notice
 from monitor.alerting.blocks import escape_mrkdwn
 from monitor.config import Settings
 from monitor.domain import AlertKind, Severity
+from monitor.redact import redact
 from monitor.store.tables import SourceRunRow, SourceStateRow
 
 
@@ -62,10 +63,11 @@ def evaluate(
     policy = settings.policy.source_health
     usual = baseline(session, state.source, policy.baseline_runs, before_id=run.id)
     problem = None
+    error = redact(run.error or "")  # the ops alert never quotes a credential
     if blocked:
-        problem = f"被登录墙、验证码或风控拦截：{run.error}"
+        problem = f"被登录墙、验证码或风控拦截：{error}"
     elif state.consecutive_failures >= policy.failures_in_a_row:
-        problem = f"连续 {state.consecutive_failures} 次采集失败，最近一次：{run.error}"
+        problem = f"连续 {state.consecutive_failures} 次采集失败，最近一次：{error}"
     elif run.status == "ok" and run.fetched == 0 and usual is not None and usual >= 1:
         problem = f"本次采集到 0 条，近期每次平均 {usual:.0f} 条：可能被屏蔽或页面已改版"
     if problem and not state.blind:
@@ -129,8 +131,9 @@ def table(engine: Engine, settings: Settings) -> list[Health]:
                         session, source.name, settings.policy.source_health.baseline_runs
                     ),
                     blind=bool(state and state.blind),
-                    reason=state.blind_reason if state else None,
-                    last_error=state.last_error if state else None,
+                    # Rows written before errors were redacted on the way in.
+                    reason=redact(state.blind_reason) if state and state.blind_reason else None,
+                    last_error=redact(state.last_error) if state and state.last_error else None,
                 )
             )
     return rows

@@ -1,37 +1,48 @@
-"""Logging set-up. Secrets never reach a log line, whoever logs them."""
+"""Logging set-up. Secrets never reach a log line, whoever logs them, nor a traceback."""
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Callable
 
-_SECRETS = (
-    (re.compile(r"xox[abeoprs]-[A-Za-z0-9-]+"), "xox*-***"),  # Slack bot/user tokens
-    (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),  # Slack app-level tokens
-    (re.compile(r"(://[^:/@\s]+):[^@\s]+@"), r"\1:***@"),  # passwords in URLs
-    (re.compile(r"(?i)(bearer\s+)\S+"), r"\1***"),
-)
+from monitor.redact import redact
 
+__all__ = ["RedactingFilter", "redact", "setup_logging"]
 
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
+_FORMAT = logging.Formatter()
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts credentials in every message and traceback; `scrub` (the PII mask,
+    given by the command that sets logging up) cleans both too, since a database
+    error quotes the row it choked on."""
+
+    def __init__(self, scrub: Callable[[str], str] | None = None) -> None:
+        super().__init__()
+        self._scrub = scrub
+
+    def _clean(self, text: str) -> str:
+        text = redact(text)
+        return self._scrub(text) if self._scrub else text
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = self._clean(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMAT.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._clean(record.stack_info)
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", scrub: Callable[[str], str] | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(RedactingFilter(scrub))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -39,3 +50,5 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("slack_sdk").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # SQL echo would print bound parameters: customers' phones and ID numbers.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)

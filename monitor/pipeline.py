@@ -35,6 +35,7 @@ from monitor.errors import KoubeiError, SourceBlocked
 from monitor.health import evaluate
 from monitor.normalize import normalize
 from monitor.platform import apply_platform
+from monitor.redact import redact
 from monitor.store.posts import Change, upsert_post
 from monitor.store.sql import lock_source_state
 from monitor.store.tables import (
@@ -172,7 +173,7 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
     # A 304 (conditional GET) says nothing changed: an empty run that is not a gap.
     unchanged = bool(memory.pop("unchanged", False))
     result.fetched = len(posts)
-    result.error = str(error) if error else None
+    result.error = redact(str(error)) if error else None
     result.blocked = isinstance(error, SourceBlocked)
     # Oldest first, one transaction per post: an interrupted run leaves a stored
     # suffix of the feed, and the next run (paging back fully) fills the rest.
@@ -248,7 +249,7 @@ def backfill(
             oldest = post.published_at if oldest is None else min(oldest, post.published_at)
             progress(post)
     except KoubeiError as exc:
-        result.error = str(exc)
+        result.error = redact(str(exc))
     with Session(svc.engine) as session, session.begin():
         state = lock_source_state(session, source.name)
         reached = memory.get("backfill", {}).get("oldest")

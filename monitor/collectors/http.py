@@ -171,6 +171,7 @@ class HttpClient:
                         )
                     delay = max(delay, retry_after)
             if attempt < attempts:
-                log.info("%s: %s from %s, retry %d in %.1fs", source, reason, host, attempt, delay)
+                shown = host.rpartition("@")[2]  # never the user:password part
+                log.info("%s: %s from %s, retry %d in %.1fs", source, reason, shown, attempt, delay)
                 self._sleep(delay)
         raise FetchError(source, url, f"{reason} (gave up after {attempts} tries)")

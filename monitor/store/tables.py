@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from monitor.store.types import UTCDateTime
+from monitor.store.types import RedactedText, UTCDateTime
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Any:
@@ -157,12 +157,12 @@ class SourceStateRow(SQLModel, table=True):
     last_run_at: datetime | None = _ts(nullable=True)
     last_success_at: datetime | None = _ts(nullable=True)
     consecutive_failures: int = 0
-    last_error: str | None = None
+    last_error: str | None = Field(default=None, sa_type=RedactedText)
     # False after a run that stopped part-way: the next run pages back fully.
     last_run_complete: bool = False
     # Source health: a blind source (failing, blocked or suddenly empty) alerts once.
     blind: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
-    blind_reason: str | None = None
+    blind_reason: str | None = Field(default=None, sa_type=RedactedText)
     blind_since: datetime | None = _ts(nullable=True)
     # Collector memory kept between runs (ETags, Last-Modified, backfill position).
     memory: dict[str, Any] = Field(
@@ -181,7 +181,7 @@ class SourceRunRow(SQLModel, table=True):
     fetched: int = 0
     new: int = 0
     updated: int = 0
-    error: str | None = None
+    error: str | None = Field(default=None, sa_type=RedactedText)
 
 
 class HeartbeatRow(SQLModel, table=True):
