@@ -1,0 +1,232 @@
+"""Work batches for labelling real posts: draw them, import them filled, check the set.
+
+`draw` orders every labellable post by a seeded hash of its text (so the order
+is the same on every machine and every run), deduplicates by normalised text,
+skips empty and one-character posts and posts that are copies of text reserved
+for evaluation, interleaves the three files, and writes batches of `--size`
+posts as TSV (id, file, text_sha, text) into a folder OUTSIDE the repository:
+the texts must not enter it. An existing batch file is left alone.
+
+`import` reads a filled batch (id, severity, sentiment, categories, signals),
+checks every id against its batch, every hash against the text in the data
+folder, and every grade, category and signal against the guide's lists, then
+merges the rows into the label file (a re-import replaces that post's row).
+While the agreement sample has fewer than 200 posts, imported posts join it.
+
+    python -m monitor.classify.real_batches draw --data-dir DIR --out /work/wt/labelwork
+    python -m monitor.classify.real_batches import FILLED.labels.tsv --labeller NAME
+    python -m monitor.classify.real_batches check --data-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.classify.real_set import (
+    AGREEMENT_PATH,
+    ALLOWED,
+    LABELS_PATH,
+    REPO_ROOT,
+    RealLabel,
+    RealSetError,
+    SourcePost,
+    check_allowed,
+    default_data_dir,
+    load_real,
+    make_label,
+    read_labels,
+    read_posts,
+    reserved_hashes,
+    write_labels,
+)
+
+BATCH_HEADER = ["id", "file", "text_sha", "text"]
+FILLED_HEADER = ["id", "severity", "sentiment", "categories", "signals"]
+AGREEMENT_SIZE = 200
+SEED = "koubei-real-v1"
+
+
+def _order_key(post: SourcePost) -> str:
+    return hashlib.sha256(f"{SEED}:{post.file}:{post.sha}".encode()).hexdigest()
+
+
+def draw_order(data_dir: Path) -> list[SourcePost]:
+    """Every labellable post once, in the fixed labelling order."""
+    reserved = reserved_hashes(data_dir)
+    seen: set[str] = set()
+    queues: list[list[SourcePost]] = []
+    for file in sorted(ALLOWED):
+        keep: list[SourcePost] = []
+        for post in sorted(read_posts(data_dir, file), key=_order_key):
+            if len(post.text) < 2 or post.sha in reserved or post.sha in seen:
+                continue
+            seen.add(post.sha)
+            keep.append(post)
+        queues.append(keep)
+    out: list[SourcePost] = []
+    for i in range(max(len(q) for q in queues)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
+def draw(data_dir: Path, out_dir: Path, batches: int, size: int = 150) -> list[Path]:
+    if out_dir.resolve().is_relative_to(REPO_ROOT):
+        raise RealSetError(f"{out_dir}: batches hold public text; write them outside the repo")
+    order = draw_order(data_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for b in range(1, batches + 1):
+        chunk = order[(b - 1) * size : b * size]
+        if not chunk:
+            break
+        path = out_dir / f"batch_{b:02d}.tsv"
+        if path.exists():
+            continue
+        lines = ["\t".join(BATCH_HEADER)]
+        lines += [f"{b:02d}-{i:03d}\t{p.file}\t{p.sha}\t{p.text}" for i, p in enumerate(chunk, 1)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: str
+    file: str
+    sha: str
+
+
+def _tsv(path: Path, header: list[str]) -> list[tuple[str, list[str]]]:
+    if not path.is_file():
+        raise RealSetError(f"{path}: not found")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines[0].split("\t") != header:
+        raise RealSetError(f"{path}:1: header must be {', '.join(header)}")
+    rows: list[tuple[str, list[str]]] = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        row = line.split("\t")
+        if len(row) != len(header):
+            raise RealSetError(f"{path}:{n}: expected {len(header)} tab-separated fields")
+        rows.append((f"{path}:{n}", row))
+    return rows
+
+
+def read_batch(path: Path) -> dict[str, BatchRow]:
+    return {r[0]: BatchRow(r[0], r[1], r[2]) for _, r in _tsv(path, BATCH_HEADER)}
+
+
+def batch_of(filled: Path) -> Path:
+    name = filled.name
+    if not name.endswith(".labels.tsv"):
+        raise RealSetError(f"{filled}: a filled batch is named batch_NN.labels.tsv")
+    return filled.with_name(name.removesuffix(".labels.tsv") + ".tsv")
+
+
+def import_filled(
+    filled: Path, labeller: str, data_dir: Path, labels_path: Path = LABELS_PATH
+) -> list[RealLabel]:
+    """Validate a filled batch and merge it into `labels_path`; returns the new rows."""
+    batch = read_batch(batch_of(filled))
+    texts: dict[str, set[str]] = {}
+    new: list[RealLabel] = []
+    ids: set[str] = set()
+    for where, (rid, sev, sent, cats, sigs) in _tsv(filled, FILLED_HEADER):
+        if rid not in batch:
+            raise RealSetError(f"{where}: id {rid!r} is not in {batch_of(filled).name}")
+        if rid in ids:
+            raise RealSetError(f"{where}: id {rid!r} is labelled twice")
+        ids.add(rid)
+        row = batch[rid]
+        check_allowed(row.file)
+        if row.file not in texts:
+            texts[row.file] = {p.sha for p in read_posts(data_dir, row.file)}
+        if row.sha not in texts[row.file]:
+            raise RealSetError(
+                f"{where}: no post in {row.file} has text_sha {row.sha} (is it the right "
+                "data folder, and a labellable line?)"
+            )
+        new.append(make_label(row.file, row.sha, sev, sent, cats, sigs, labeller, where))
+    old = read_labels(labels_path) if labels_path.is_file() else []
+    keys = {(r.file, r.text_sha) for r in new}
+    write_labels(labels_path, [r for r in old if (r.file, r.text_sha) not in keys] + new)
+    return new
+
+
+def extend_agreement(path: Path, labels: Sequence[RealLabel], size: int = AGREEMENT_SIZE) -> int:
+    """Add posts to the agreement sample until it holds `size`; returns how many it holds."""
+    rows = path.read_text(encoding="utf-8").split("\n")[1:] if path.is_file() else []
+    have = [r for r in rows if r.strip()]
+    keys = set(have)
+    for label in labels:
+        if len(have) >= size:
+            break
+        key = f"{label.file}\t{label.text_sha}"
+        if key not in keys:
+            have.append(key)
+            keys.add(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("file\ttext_sha\n" + "".join(k + "\n" for k in have), encoding="utf-8")
+    return len(have)
+
+
+def summary(data_dir: Path, labels_path: Path) -> str:
+    real = load_real(data_dir, read_labels(labels_path))
+    lines = [f"{len(real.joined)} labels joined to their texts, {len(real.missing)} missing"]
+    for m in real.missing[:10]:
+        lines.append(f"  missing: {m.file} {m.text_sha}")
+    labels = [j.label for j in real.joined]
+    for name, count in (
+        ("file", Counter(r.file for r in labels)),
+        ("split", Counter(r.split for r in labels)),
+        ("severity", Counter(r.severity for r in labels)),
+        ("sentiment", Counter(r.sentiment for r in labels)),
+        ("category", Counter(c for r in labels for c in r.categories)),
+        ("signal", Counter(s for r in labels for s in r.signals)),
+    ):
+        lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(count.items())))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m monitor.classify.real_batches")
+    p.add_argument("--data-dir", type=Path, default=None, help="public data folder")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("draw", help="write work batches outside the repository")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--batches", type=int, default=20)
+    d.add_argument("--size", type=int, default=150)
+    i = sub.add_parser("import", help="merge a filled batch into the label file")
+    i.add_argument("filled", type=Path)
+    i.add_argument("--labeller", required=True)
+    i.add_argument("--labels", type=Path, default=LABELS_PATH)
+    i.add_argument("--agreement", type=Path, default=AGREEMENT_PATH)
+    c = sub.add_parser("check", help="join the labels to their texts and count them")
+    c.add_argument("--labels", type=Path, default=LABELS_PATH)
+    args = p.parse_args(argv)
+    data_dir: Path = args.data_dir or default_data_dir()
+    try:
+        if args.cmd == "draw":
+            for path in draw(data_dir, args.out, args.batches, args.size):
+                print(f"wrote {path}")
+        elif args.cmd == "import":
+            new = import_filled(args.filled, args.labeller, data_dir, args.labels)
+            held = extend_agreement(args.agreement, new) if args.labels == LABELS_PATH else 0
+            print(f"imported {len(new)} labels into {args.labels}; agreement sample {held}")
+        else:
+            print(summary(data_dir, args.labels))
+    except RealSetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
