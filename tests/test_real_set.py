@@ -133,15 +133,16 @@ def test_loader_refuses_labels_on_reserved_text(data: Path) -> None:
 
 def test_label_file_rejects_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "labels.tsv"
-    head = "file\ttext_sha\tseverity\tsentiment\tcategories\tsignals\tlabeller\n"
+    head = "file\ttext_sha\tseverity\tsentiment\tcategories\tsignals\tlabeller\tsample\n"
     sha = text_sha(FAIL)
     for row, message in (
-        (f"{APPLE}\t{sha}\tP5\tnegative\tapp\t\tt", "severity 'P5'"),
-        (f"{APPLE}\t{sha}\tP3\tpositive\tapp\t\tt", "sentiment is negative"),
-        (f"{APPLE}\t{sha}\tP3\tnegative\tbugs\t\tt", "unknown categories"),
-        (f"{APPLE}\t{sha}\tP1\tnegative\tapp\tpanic\tt", "unknown signals"),
-        (f"{APPLE}\t{sha}\tP3\tnegative\t\t\tt", "at least one"),
-        (f"{CCF_TEST}\t{sha}\tnone\tneutral\tother\t\tt", "reserved"),
+        (f"{APPLE}\t{sha}\tP5\tnegative\tapp\t\tt\trandom", "severity 'P5'"),
+        (f"{APPLE}\t{sha}\tP3\tpositive\tapp\t\tt\trandom", "sentiment is negative"),
+        (f"{APPLE}\t{sha}\tP3\tnegative\tbugs\t\tt\trandom", "unknown categories"),
+        (f"{APPLE}\t{sha}\tP1\tnegative\tapp\tpanic\tt\trandom", "unknown signals"),
+        (f"{APPLE}\t{sha}\tP3\tnegative\t\t\tt\trandom", "at least one"),
+        (f"{CCF_TEST}\t{sha}\tnone\tneutral\tother\t\tt\trandom", "reserved"),
+        (f"{APPLE}\t{sha}\tP3\tnegative\tapp\t\tt\tpicked", "sample 'picked'"),
     ):
         path.write_text(head + row + "\n", encoding="utf-8")
         with pytest.raises(RealSetError, match=message):
@@ -163,9 +164,38 @@ def test_draw_dedupes_skips_and_is_deterministic(data: Path, tmp_path: Path) -> 
     assert [p.name for p in paths] == ["batch_01.tsv", "batch_02.tsv"]
     rows = rb.read_batch(paths[0])
     assert list(rows) == ["01-001", "01-002", "01-003", "01-004"]
-    assert rb.draw(data, out, batches=2, size=4) == []  # existing batches are kept
+    assert [p.sha for p in rows.values()] == [p.sha for p in order[:4]]
+    before = paths[0].read_text(encoding="utf-8")
+    # A later draw writes new batches after the old ones and never draws a post twice.
+    (more,) = rb.draw(data, out, batches=1, size=4)
+    assert more.name == "batch_03.tsv" and paths[0].read_text(encoding="utf-8") == before
+    assert [p.sha for p in rb.read_batch(more).values()] == [p.sha for p in order[8:12]]
     with pytest.raises(RealSetError, match="outside the repo"):
         rb.draw(data, LABELS_PATH.parent / "work", batches=1)
+
+
+def test_keyword_sample_takes_rare_words_first_and_skips_drawn_posts(tmp_path: Path) -> None:
+    posts = ["已经打了12378投诉", "年费被扣了两百", "卡死了打不开", "界面很好看", "又被扣了年费"]
+    data = _data(tmp_path / "data", posts, ["转账很快"], ["逾期会上征信吗"], ["测试"])
+    out = tmp_path / "work"
+    (random,) = rb.draw(data, out, batches=1, size=1)
+    taken = next(iter(rb.read_batch(random).values())).sha
+    (kw,) = rb.draw(data, out, batches=1, size=10, keyword=True)
+    assert kw.name == "batch_k01.tsv"
+    rows = list(rb.read_batch(kw).values())
+    assert next(iter(rb.read_batch(kw))) == "k01-001"
+    texts = {p.sha: p.text for p in rb.draw_order(data)}
+    got = [texts[r.sha] for r in rows]
+    assert taken not in {r.sha for r in rows}
+    assert "界面很好看" not in got and "转账很快" not in got
+    tiers = [rb._tier(t) for t in got]
+    assert None not in tiers and tiers == sorted(tiers, key=lambda t: t or 0)  # rarest first
+    with_words = {normalise(t) for t in [*posts, "逾期会上征信吗"]} - {"界面很好看"}
+    assert set(got) == with_words - {texts[taken]}
+    labels = tmp_path / "labels.tsv"
+    _filled(kw, [f"{rows[0].id}\tnone\tneutral\tother\t"])
+    rb.import_filled(kw.with_name("batch_k01.labels.tsv"), "me", data, labels)
+    assert [r.sample for r in read_labels(labels)] == ["keyword"]
 
 
 def _filled(batch: Path, rows: list[str]) -> Path:

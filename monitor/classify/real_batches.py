@@ -47,6 +47,58 @@ from monitor.classify.real_set import (
 )
 
 BATCH_HEADER = ["id", "file", "text_sha", "text"]
+# The keyword sample: posts that carry the words the crisis and money grades turn on
+# (and the idioms and forum facts that only look like them), rarest tier first.
+KEYWORD_TIERS: tuple[tuple[str, ...], ...] = (
+    (
+        "12378",
+        "银保监",
+        "银监",
+        "监管",
+        "人民银行",
+        "人行",
+        "金融办",
+        "消协",
+        "12315",
+        "315",
+        "记者",
+        "媒体",
+        "曝光",
+        "央视",
+        "新闻",
+        "报警",
+        "110",
+        "派出所",
+        "立案",
+        "经侦",
+        "起诉",
+        "律师",
+        "法院",
+        "诉讼",
+        "集体",
+        "维权",
+        "不想活",
+        "自杀",
+        "跳楼",
+        "轻生",
+        "威胁",
+        "恐吓",
+        "去死",
+        "盗刷",
+        "被刷",
+        "诈骗",
+        "泄露",
+        "隐私",
+        "通讯录",
+        "冒用",
+        "催收",
+        "催款",
+        "骚扰",
+        "退款",
+    ),
+    ("投诉", "上门", "扣", "收费", "手续费", "年费", "骗", "征信", "逾期", "保险", "利息"),
+    ("死",),
+)
 FILLED_HEADER = ["id", "severity", "sentiment", "categories", "signals"]
 AGREEMENT_SIZE = 200
 SEED = "koubei-real-v1"
@@ -75,21 +127,62 @@ def draw_order(data_dir: Path) -> list[SourcePost]:
     return out
 
 
-def draw(data_dir: Path, out_dir: Path, batches: int, size: int = 150) -> list[Path]:
+def _tier(text: str) -> int | None:
+    for i, words in enumerate(KEYWORD_TIERS):
+        if any(w in text for w in words):
+            return i
+    return None
+
+
+def keyword_order(data_dir: Path, exclude: set[str]) -> list[SourcePost]:
+    """Posts holding a keyword and not in `exclude`, rarest tier first, each tier in draw order."""
+    tiers: list[list[SourcePost]] = [[] for _ in KEYWORD_TIERS]
+    for post in draw_order(data_dir):
+        tier = _tier(post.text)
+        if tier is not None and post.sha not in exclude:
+            tiers[tier].append(post)
+    return [p for tier_posts in tiers for p in tier_posts]
+
+
+def _batch_files(out_dir: Path) -> list[Path]:
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.glob("batch_*.tsv") if not p.name.endswith(".labels.tsv"))
+
+
+def draw(
+    data_dir: Path, out_dir: Path, batches: int, size: int = 150, keyword: bool = False
+) -> list[Path]:
+    """Write `batches` new batches after the existing ones: `batch_NN.tsv` from the random
+    sample, `batch_kNN.tsv` (with `keyword`) from the keyword sample.
+
+    A post already in any batch in `out_dir` is never drawn again, so the two samples
+    share no post and no batch file is ever rewritten. With only random batches drawn,
+    batch NN holds posts (NN-1)*size+1 .. NN*size of the fixed order.
+    """
     if out_dir.resolve().is_relative_to(REPO_ROOT):
         raise RealSetError(f"{out_dir}: batches hold public text; write them outside the repo")
-    order = draw_order(data_dir)
+    existing = _batch_files(out_dir)
+    drawn = {row.sha for path in existing for row in read_batch(path).values()}
+    prefix = "k" if keyword else ""
+    numbers = [
+        int(p.stem.removeprefix("batch_").removeprefix("k"))
+        for p in existing
+        if p.stem.removeprefix("batch_").startswith("k") == keyword
+    ]
+    source = keyword_order(data_dir, drawn) if keyword else draw_order(data_dir)
+    order = [p for p in source if p.sha not in drawn]
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for b in range(1, batches + 1):
-        chunk = order[(b - 1) * size : b * size]
+    first = max(numbers, default=0) + 1
+    for k in range(batches):
+        chunk = order[k * size : (k + 1) * size]
         if not chunk:
             break
-        path = out_dir / f"batch_{b:02d}.tsv"
-        if path.exists():
-            continue
+        name = f"{prefix}{first + k:02d}"
+        path = out_dir / f"batch_{name}.tsv"
         lines = ["\t".join(BATCH_HEADER)]
-        lines += [f"{b:02d}-{i:03d}\t{p.file}\t{p.sha}\t{p.text}" for i, p in enumerate(chunk, 1)]
+        lines += [f"{name}-{i:03d}\t{p.file}\t{p.sha}\t{p.text}" for i, p in enumerate(chunk, 1)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(path)
     return written
@@ -153,7 +246,10 @@ def import_filled(
                 f"{where}: no post in {row.file} has text_sha {row.sha} (is it the right "
                 "data folder, and a labellable line?)"
             )
-        new.append(make_label(row.file, row.sha, sev, sent, cats, sigs, labeller, where))
+        sample = "keyword" if rid.startswith("k") else "random"
+        new.append(
+            make_label(row.file, row.sha, sev, sent, cats, sigs, labeller, where, sample=sample)
+        )
     old = read_labels(labels_path) if labels_path.is_file() else []
     keys = {(r.file, r.text_sha) for r in new}
     write_labels(labels_path, [r for r in old if (r.file, r.text_sha) not in keys] + new)
@@ -186,6 +282,7 @@ def summary(data_dir: Path, labels_path: Path) -> str:
     for name, count in (
         ("file", Counter(r.file for r in labels)),
         ("split", Counter(r.split for r in labels)),
+        ("sample", Counter(r.sample for r in labels)),
         ("severity", Counter(r.severity for r in labels)),
         ("sentiment", Counter(r.sentiment for r in labels)),
         ("category", Counter(c for r in labels for c in r.categories)),
@@ -203,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--batches", type=int, default=20)
     d.add_argument("--size", type=int, default=150)
+    d.add_argument("--keyword", action="store_true", help="the keyword sample (batch_kNN)")
     i = sub.add_parser("import", help="merge a filled batch into the label file")
     i.add_argument("filled", type=Path)
     i.add_argument("--labeller", required=True)
@@ -214,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     try:
         if args.cmd == "draw":
-            for path in draw(data_dir, args.out, args.batches, args.size):
+            for path in draw(data_dir, args.out, args.batches, args.size, args.keyword):
                 print(f"wrote {path}")
         elif args.cmd == "import":
             new = import_filled(args.filled, args.labeller, data_dir, args.labels)

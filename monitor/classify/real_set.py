@@ -3,9 +3,10 @@
 `data/real/labels.tsv` holds one row per labelled post, tab-separated with a
 header: file (relative to the data folder), text_sha, severity, sentiment,
 categories (comma list, never empty), signals (comma list, may be empty),
-labeller. The text itself is never stored here (the public data's licence is
-unclear): `load_real` reads the posts from the data folder and joins each label
-to its text by (file, text_sha), reporting labels whose text it cannot find.
+labeller, sample (`random` or `keyword`, see SAMPLES). The text itself is never
+stored here (the public data's licence is unclear): `load_real` reads the posts
+from the data folder and joins each label to its text by (file, text_sha),
+reporting labels whose text it cannot find.
 
 Normalisation, defined once for the hash and for deduplication: Unicode NFKC,
 strip, every run of whitespace collapsed to one space. `text_sha` is the first
@@ -49,7 +50,20 @@ RESERVED_FILES = frozenset({CCF_TEST})
 GRADES = ("P1", "P2", "P3", "P4", "none")
 SENTIMENTS = ("negative", "neutral", "positive")
 SIGNALS = ("self_harm", "threat", "third_party", "regulator", "media", "legal", "collective")
-HEADER = ["file", "text_sha", "severity", "sentiment", "categories", "signals", "labeller"]
+HEADER = [
+    "file",
+    "text_sha",
+    "severity",
+    "sentiment",
+    "categories",
+    "signals",
+    "labeller",
+    "sample",
+]
+# How a post came to be labelled: "random", the fixed random order over the three files;
+# "keyword", posts holding the words the crisis and money grades turn on (biased on purpose:
+# report figures on the two apart, or on the random sample for the natural mix).
+SAMPLES = ("random", "keyword")
 
 Split = Literal["train", "heldout"]
 _SPACE = re.compile(r"\s+")
@@ -115,6 +129,7 @@ class RealLabel:
     categories: tuple[str, ...]
     signals: tuple[str, ...]
     labeller: str
+    sample: str = "random"
 
     @property
     def split(self) -> Split:
@@ -186,6 +201,7 @@ def make_label(
     signals: str,
     labeller: str,
     where: str,
+    sample: str = "random",
 ) -> RealLabel:
     """A validated label; `where` names the line for the error message."""
     check_allowed(file)
@@ -203,7 +219,9 @@ def make_label(
     sigs = _list(signals, SIGNALS, "signals", where)
     if not labeller.strip():
         raise RealSetError(f"{where}: labeller is empty")
-    return RealLabel(file, sha, severity, sentiment, cats, sigs, labeller.strip())
+    if sample not in SAMPLES:
+        raise RealSetError(f"{where}: sample {sample!r} is not one of {', '.join(SAMPLES)}")
+    return RealLabel(file, sha, severity, sentiment, cats, sigs, labeller.strip(), sample)
 
 
 def read_labels(path: Path = LABELS_PATH) -> list[RealLabel]:
@@ -222,8 +240,8 @@ def read_labels(path: Path = LABELS_PATH) -> list[RealLabel]:
         row = line.split("\t")
         if len(row) != len(HEADER):
             raise RealSetError(f"{where}: expected {len(HEADER)} tab-separated fields")
-        file, sha, severity, sentiment, cats, sigs, labeller = row
-        label = make_label(file, sha, severity, sentiment, cats, sigs, labeller, where)
+        file, sha, severity, sentiment, cats, sigs, labeller, sample = row
+        label = make_label(file, sha, severity, sentiment, cats, sigs, labeller, where, sample)
         key = (label.file, label.text_sha)
         if key in seen:
             raise RealSetError(f"{where}: {key} is labelled twice in one file")
@@ -248,6 +266,7 @@ def write_labels(path: Path, labels: Iterable[RealLabel]) -> None:
                     ",".join(r.categories),
                     ",".join(r.signals),
                     r.labeller,
+                    r.sample,
                 )
             )
         )
