@@ -192,6 +192,13 @@ def test_keyword_sample_takes_rare_words_first_and_skips_drawn_posts(tmp_path: P
     assert None not in tiers and tiers == sorted(tiers, key=lambda t: t or 0)  # rarest first
     with_words = {normalise(t) for t in [*posts, "逾期会上征信吗"]} - {"界面很好看"}
     assert set(got) == with_words - {texts[taken]}
+    # Narrowed to one file, a later keyword draw takes only that file's remaining posts.
+    (none_left,) = rb.draw(
+        data, tmp_path / "work2", batches=1, size=10, keyword=True, files=[CCF_TRAIN]
+    )
+    assert {r.file for r in rb.read_batch(none_left).values()} == {CCF_TRAIN}
+    with pytest.raises(ReservedForEvaluation):
+        rb.draw(data, out, batches=1, keyword=True, files=[CCF_TEST])
     labels = tmp_path / "labels.tsv"
     _filled(kw, [f"{rows[0].id}\tnone\tneutral\tother\t"])
     rb.import_filled(kw.with_name("batch_k01.labels.tsv"), "me", data, labels)

@@ -24,7 +24,7 @@ import argparse
 import hashlib
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,11 +134,18 @@ def _tier(text: str) -> int | None:
     return None
 
 
-def keyword_order(data_dir: Path, exclude: set[str]) -> list[SourcePost]:
-    """Posts holding a keyword and not in `exclude`, rarest tier first, each tier in draw order."""
+def keyword_order(
+    data_dir: Path, exclude: set[str], files: Collection[str] = ()
+) -> list[SourcePost]:
+    """Posts holding a keyword and not in `exclude` (only from `files`, where given),
+    rarest tier first, each tier in draw order."""
+    for file in files:
+        check_allowed(file)
     tiers: list[list[SourcePost]] = [[] for _ in KEYWORD_TIERS]
     for post in draw_order(data_dir):
         tier = _tier(post.text)
+        if files and post.file not in files:
+            continue
         if tier is not None and post.sha not in exclude:
             tiers[tier].append(post)
     return [p for tier_posts in tiers for p in tier_posts]
@@ -151,14 +158,20 @@ def _batch_files(out_dir: Path) -> list[Path]:
 
 
 def draw(
-    data_dir: Path, out_dir: Path, batches: int, size: int = 150, keyword: bool = False
+    data_dir: Path,
+    out_dir: Path,
+    batches: int,
+    size: int = 150,
+    keyword: bool = False,
+    files: Collection[str] = (),
 ) -> list[Path]:
     """Write `batches` new batches after the existing ones: `batch_NN.tsv` from the random
     sample, `batch_kNN.tsv` (with `keyword`) from the keyword sample.
 
     A post already in any batch in `out_dir` is never drawn again, so the two samples
     share no post and no batch file is ever rewritten. With only random batches drawn,
-    batch NN holds posts (NN-1)*size+1 .. NN*size of the fixed order.
+    batch NN holds posts (NN-1)*size+1 .. NN*size of the fixed order. `files` narrows
+    the keyword sample to some of the three files.
     """
     if out_dir.resolve().is_relative_to(REPO_ROOT):
         raise RealSetError(f"{out_dir}: batches hold public text; write them outside the repo")
@@ -170,7 +183,9 @@ def draw(
         for p in existing
         if p.stem.removeprefix("batch_").startswith("k") == keyword
     ]
-    source = keyword_order(data_dir, drawn) if keyword else draw_order(data_dir)
+    if files and not keyword:
+        raise RealSetError("--file narrows the keyword sample only (add --keyword)")
+    source = keyword_order(data_dir, drawn, files) if keyword else draw_order(data_dir)
     order = [p for p in source if p.sha not in drawn]
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -301,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--batches", type=int, default=20)
     d.add_argument("--size", type=int, default=150)
     d.add_argument("--keyword", action="store_true", help="the keyword sample (batch_kNN)")
+    d.add_argument("--file", action="append", default=[], help="keyword sample from this file")
     i = sub.add_parser("import", help="merge a filled batch into the label file")
     i.add_argument("filled", type=Path)
     i.add_argument("--labeller", required=True)
@@ -312,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     try:
         if args.cmd == "draw":
-            for path in draw(data_dir, args.out, args.batches, args.size, args.keyword):
+            for path in draw(data_dir, args.out, args.batches, args.size, args.keyword, args.file):
                 print(f"wrote {path}")
         elif args.cmd == "import":
             new = import_filled(args.filled, args.labeller, data_dir, args.labels)
