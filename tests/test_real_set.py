@@ -243,6 +243,22 @@ def test_import_validates_and_merges(data: Path, tmp_path: Path) -> None:
     assert labels.read_text(encoding="utf-8") == before
 
 
+def test_check_compares_sentiment_with_the_ccf_class(data: Path, tmp_path: Path) -> None:
+    # The fixture's CCF rows all carry class 2 (neutral).
+    labels = [
+        _label(CCF_TRAIN, ASK, "none", "neutral"),
+        _label(CCF_TRAIN, "这张卡首年免年费", "none", "positive"),
+        _label(APPLE, FAIL),
+    ]
+    n, agree, _ = rb.ccf_sentiment_check(data, labels)
+    assert (n, agree) == (2, 0.5)
+    path = tmp_path / "labels.tsv"
+    write_labels(path, labels)
+    assert "sentiment vs the CCF file's own class: 2 posts, agreement 0.500" in rb.summary(
+        data, path
+    )
+
+
 def test_agreement_sample_stops_at_its_size(tmp_path: Path) -> None:
     path = tmp_path / "agreement.tsv"
     first = [_label(APPLE, f"评论{i}") for i in range(5)]

@@ -21,6 +21,7 @@ While the agreement sample has fewer than 200 posts, imported posts join it.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import sys
 from collections import Counter
@@ -28,9 +29,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.classify.real_agreement import cohen_kappa
 from monitor.classify.real_set import (
     AGREEMENT_PATH,
     ALLOWED,
+    CCF_TRAIN,
     LABELS_PATH,
     REPO_ROOT,
     RealLabel,
@@ -43,6 +46,7 @@ from monitor.classify.real_set import (
     read_labels,
     read_posts,
     reserved_hashes,
+    text_sha,
     write_labels,
 )
 
@@ -288,6 +292,29 @@ def extend_agreement(path: Path, labels: Sequence[RealLabel], size: int = AGREEM
     return len(have)
 
 
+_CCF_CLASS = {"0": "negative", "1": "positive", "2": "neutral"}
+
+
+def ccf_sentiment_check(data_dir: Path, labels: Sequence[RealLabel]) -> tuple[int, float, float]:
+    """(posts, raw agreement, kappa) of the labelled sentiment against the CCF file's class."""
+    theirs: dict[str, str] = {}
+    with (data_dir / CCF_TRAIN).open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            cls = _CCF_CLASS.get((row.get("class") or "").strip())
+            if cls:
+                theirs.setdefault(text_sha(row.get("text") or ""), cls)
+    pairs = [
+        (r.sentiment, theirs[r.text_sha])
+        for r in labels
+        if r.file == CCF_TRAIN and r.text_sha in theirs
+    ]
+    if not pairs:
+        return 0, 0.0, 0.0
+    ours, ccf = [p[0] for p in pairs], [p[1] for p in pairs]
+    agree = sum(a == b for a, b in pairs) / len(pairs)
+    return len(pairs), agree, cohen_kappa(ours, ccf)
+
+
 def summary(data_dir: Path, labels_path: Path) -> str:
     real = load_real(data_dir, read_labels(labels_path))
     lines = [f"{len(real.joined)} labels joined to their texts, {len(real.missing)} missing"]
@@ -304,6 +331,12 @@ def summary(data_dir: Path, labels_path: Path) -> str:
         ("signal", Counter(s for r in labels for s in r.signals)),
     ):
         lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(count.items())))
+    n, agree, kappa = ccf_sentiment_check(data_dir, labels)
+    if n:
+        lines.append(
+            f"sentiment vs the CCF file's own class: {n} posts, agreement {agree:.3f}, "
+            f"kappa {kappa:.3f}"
+        )
     return "\n".join(lines)
 
 
