@@ -38,7 +38,8 @@ class Strict(BaseModel):
 class SourceConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: str
-    base_url: str = Field(pattern=r"^https?://")
+    # Empty: the kind's own API host (App Store Connect); kinds without one require it.
+    base_url: str = Field(default="", pattern=r"^(https?://.*)?$")
     enabled: bool = True
     interval_minutes: float = Field(default=30, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)

@@ -28,6 +28,8 @@ class Collector:
     kind: ClassVar[str]
     Options: ClassVar[type[CollectorOptions]] = CollectorOptions
     _registry: ClassVar[dict[str, type[Collector]]] = {}
+    # The API host a source of this kind uses when its config gives no base_url.
+    default_base_url: ClassVar[str | None] = None
 
     def __init_subclass__(cls, kind: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -51,7 +53,7 @@ class Collector:
     ) -> None:
         self.source = source
         self.options = self.Options.model_validate(source.options)
-        self.base_url = source.base_url.rstrip("/")
+        self.base_url = (source.base_url or self.default_base_url or "").rstrip("/")
         # Incremental runs stop paging once they reach posts already stored; a run
         # after an interrupted one pages through everything it can reach instead.
         self.is_known = is_known
@@ -80,6 +82,8 @@ def validate_source_options(source: SourceConfig) -> list[str]:
         cls = collector_class(source.kind)
     except KeyError as exc:
         return [f".kind: {exc.args[0]}"]
+    if not source.base_url and cls.default_base_url is None:
+        return [f".base_url: required for kind {source.kind!r} (the site's address, http(s)://…)"]
     try:
         cls.Options.model_validate(source.options)
     except ValidationError as exc:
@@ -94,6 +98,7 @@ def validate_source_options(source: SourceConfig) -> list[str]:
 
 # Importing the modules registers their kinds.
 from monitor.collectors import appstore as appstore  # noqa: E402
+from monitor.collectors import appstoreconnect as appstoreconnect  # noqa: E402
 from monitor.collectors import heimao as heimao  # noqa: E402
 from monitor.collectors import huawei as huawei  # noqa: E402
 from monitor.collectors import jutousu as jutousu  # noqa: E402
