@@ -26,7 +26,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite:///"):
         db_path = url[len("sqlite:///") :]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder for the SQLite database {db_path}: "
+                    f"{exc.strerror}. Set store.sqlite_path to a writable place."
+                ) from None
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
