@@ -85,6 +85,12 @@ class ReportsConfig(Strict):
     hour: int = Field(default=9, ge=0, le=23)  # monthly on the 1st, weekly on Monday
 
 
+class ServeConfig(Strict):
+    # Slack's interaction payloads are a few kilobytes; a larger body is refused (413)
+    # before it is read in full or its signature checked.
+    max_body_bytes: int = Field(default=1_048_576, ge=16_384, le=64 * 1_048_576)
+
+
 class StoreConfig(Strict):
     sqlite_path: str = "var/koubei.db"
 
@@ -112,6 +118,7 @@ class AppConfig(Strict):
     outbox: OutboxConfig = OutboxConfig()
     digest: DigestConfig = DigestConfig()
     reports: ReportsConfig = ReportsConfig()
+    serve: ServeConfig = ServeConfig()
     sources: list[SourceConfig]
 
     @field_validator("timezone")
