@@ -458,7 +458,10 @@ def _validate(model: type[M], path: Path, data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_key_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        problems = [
+            f"{_key_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
         raise ConfigError(str(path), problems) from None
 
 
@@ -478,8 +481,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     lexicon = _validate(Lexicon, lexicon_path, _read_yaml(lexicon_path))
     _check_cross_references(cfg_path, app, policy_path, policy)
     secrets = Secrets.from_env(env)
-    if secrets.problems():
-        raise ConfigError("environment", secrets.problems())
+    if problems := secrets.problems():
+        raise ConfigError("environment", problems)
     return Settings(path=cfg_path, app=app, policy=policy, lexicon=lexicon, secrets=secrets)
 
 
