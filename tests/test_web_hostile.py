@@ -207,6 +207,7 @@ BAD_NUMBERS = [
     "ack #0",
     "resolve abc 已处理",
     "ack " + "9" * 5000,
+    "ack <!channel>",
 ]
 
 
@@ -228,6 +229,7 @@ def test_a_slash_command_with_a_bad_case_number_answers_200_with_an_ephemeral_er
     answer = response.json()
     assert answer["response_type"] == "ephemeral" and answer["text"].startswith("没有工单")
     assert "/koubei status" in answer["text"] and len(answer["text"]) < 200
+    assert "<!channel>" not in answer["text"]  # the user's words are shown, not obeyed
     assert state_and_events(svc) == before
 
 

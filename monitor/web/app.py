@@ -24,10 +24,10 @@ from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.watchdog import health
-from monitor.web.interactions import Interactions, ephemeral
+from monitor.web.interactions import Interactions
 from monitor.web.payloads import BadPayload
 from monitor.web.verify import Rejected, verify
 
@@ -69,8 +69,9 @@ def create_app(
         log.warning("slack request refused: %s", exc.reason)
         return JSONResponse({"ok": False, "error": exc.reason}, status_code=exc.status)
 
-    @app.exception_handler(SQLAlchemyError)
-    def database_down(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OperationalError)
+    def database_down(_request: Request, exc: Exception) -> JSONResponse:
         # Never the driver's message: it can hold the host, the user and bound values.
         log.error("slack request failed: the database did not answer (%s)", type(exc).__name__)
         error = "the database is unavailable; Slack may retry, or try again shortly"
@@ -96,9 +97,10 @@ def create_app(
         form = verified_form(request, body)
         try:
             payload = json.loads(form.get("payload", "{}"))
-            result = interactions.handle_payload(payload)
         except (json.JSONDecodeError, RecursionError):
             raise Rejected(400, "payload is not JSON") from None
+        try:
+            result = interactions.handle_payload(payload)
         except BadPayload as exc:
             raise Rejected(400, f"malformed payload: {exc.reason}") from None
         if after_action is not None:
@@ -107,12 +109,8 @@ def create_app(
 
     @app.post("/slack/commands")
     def commands(request: Request, body: Body, background: BackgroundTasks) -> Any:
-        form = verified_form(request, body)
-        try:
-            result = interactions.command(form)
-        except BadPayload as exc:
-            # Slack shows a slash command's answer only when it comes with HTTP 200.
-            return JSONResponse(ephemeral(f"无法处理这条命令：{exc.reason}"))
+        # A bad argument is answered inside: Slack shows a command's reply only with 200.
+        result = interactions.command(verified_form(request, body))
         if after_action is not None:
             background.add_task(after_action)
         return JSONResponse(result)

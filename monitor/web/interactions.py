@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from monitor import case_actions
+from monitor.alerting.blocks import escape_mrkdwn
 from monitor.alerting.routing import oncall_at
 from monitor.case_actions import ACTIVE, ActionRefused, Actor
 from monitor.clock import Clock
@@ -156,7 +157,7 @@ class Interactions:
             try:
                 target = case_id(words[1], "case")
             except BadPayload:
-                shown = words[1] if len(words[1]) <= 24 else words[1][:24] + "…"
+                shown = escape_mrkdwn(words[1] if len(words[1]) <= 24 else words[1][:24] + "…")
                 return ephemeral(f"没有工单 {shown}：工单号是 `/koubei status` 列出的数字，如 12")
             if sub == "ack":
                 return ephemeral(self.run(target, actor, case_actions.acknowledge))
