@@ -37,6 +37,7 @@ def _settings(config: Path | None) -> Settings:
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the config files; exit 0 when good, 2 naming file, key and problem when not."""
     settings = _settings(config)
+    _check_model_dir(settings)
     sources = ", ".join(f"{s.name} ({s.kind})" for s in settings.app.sources) or "none"
     typer.echo(f"ok: {settings.path}")
     typer.echo(f"  sources: {sources}")
@@ -46,6 +47,30 @@ def check_config(config: ConfigOpt = None) -> None:
     typer.echo(f"  slack: {slack}")
     store = "DATABASE_URL" if settings.secrets.database_url else settings.app.store.sqlite_path
     typer.echo(f"  store: {store}")
+
+
+def _check_model_dir(settings: Settings) -> None:
+    """The grader's model folder exists and holds a model (only when the config uses one)."""
+    if settings.app.classifier.kind != "model":
+        return
+    from monitor.classify.onnx_model import ONNX_FILE
+
+    folder = settings.model_dir()
+    needed = ("config.json", ONNX_FILE)
+    if not folder.is_dir():
+        problem = f"model folder {folder} does not exist"
+    elif missing := [n for n in needed if not (folder / n).is_file()]:
+        problem = f"model folder {folder} lacks {', '.join(missing)}"
+    else:
+        return
+    raise ConfigError(
+        str(settings.path),
+        [
+            f"classifier.model: {problem}; point classifier.model at a folder with "
+            f"{' and '.join(needed)} (relative to this file), restore the shipped one with "
+            "`git checkout -- models/`, or set classifier.kind: rules"
+        ],
+    )
 
 
 @app.command()
