@@ -11,6 +11,7 @@ import json
 import logging
 import unicodedata
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,11 +23,17 @@ from typer.testing import CliRunner
 from monitor.classify import Grader
 from monitor.cli import app
 from monitor.collectors.appstore import AppStore
+from monitor.config import SourceConfig
 from monitor.domain import Verdict
+from monitor.fakes import heimao as hm
+from monitor.fakes import huawei as hw
+from monitor.fakes import jutousu as jts
+from monitor.fakes import yingyongbao as yyb
 from monitor.fakes.appstore import FakeAppStore, Review
+from monitor.fakes.server import FakeServer
 from monitor.health import table
 from monitor.normalize import INVISIBLE, clean_text
-from monitor.pipeline import RunResult, Services, run_source
+from monitor.pipeline import RunResult, Services, backfill, run_source
 from monitor.scheduler import _source_job
 from monitor.store.tables import (
     PostRow,
@@ -270,6 +277,23 @@ def test_a_new_quarantine_is_told_to_the_ops_channel_once(
     assert len(notices) == 1 and notices[0].channel_key == "ops"
 
 
+def test_a_backfill_quarantines_bad_reviews_and_stores_the_rest(
+    svc: Services, appstore: FakeAppStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = page(appstore, {2: {"id": {"label": None}}, 4: {"updated": {"label": "昨天"}}})
+    since = datetime(2026, 9, 1, tzinfo=UTC)
+    result = backfill(svc, svc.settings.app.sources[0], since)
+    assert result.ok and result.new == 4 and result.quarantined == 2, result.error
+    assert set(stored(svc.engine)) == good_ids(feed, {2, 4}) and len(quarantined(svc.engine)) == 2
+
+    def broken(self: AppStore, client: object, page: int) -> None:
+        raise TypeError("a collector bug")
+
+    monkeypatch.setattr(AppStore, "_fetch_feed", broken)
+    failed = backfill(svc, svc.settings.app.sources[0], since)  # reported, not raised
+    assert not failed.ok and "TypeError: a collector bug" in (failed.error or "")
+
+
 # --- a run that cannot go on is recorded as failed, and the source goes blind ----
 
 
@@ -343,3 +367,59 @@ def test_a_run_that_stores_everything_leaves_no_state_running(
         state = session.get_one(SourceStateRow, "appstore-cn")
     assert state.last_run_complete and state.consecutive_failures == 0
     assert [r.status for r in runs(svc.engine)] == ["ok"]
+
+
+# --- the other collectors: a null id is no id, one bad field loses one item -----
+
+AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def _fake_source(kind: str) -> tuple[FakeServer, dict[str, Any]]:
+    """A fake of `kind` serving a good item, one with a null id and one with a bad field."""
+    at = int(AT.timestamp())
+    if kind == "yingyongbao":
+        comments = [
+            yyb.Comment("good", "用户", "一直闪退", at, 1.0),
+            yyb.Comment("c2", "用户", "无编号", at, 1.0, fields={"commentID": None}),
+            yyb.Comment("c3", "用户", "坏时间", at, 1.0, fields={"createTime": "昨天"}),
+        ]
+        return yyb.FakeYingyongbao("com.example.loan", comments), {"package": "com.example.loan"}
+    if kind == "huawei":
+        items = [
+            hw.Comment("good", "用户", "一直闪退", 1, "2026-11-26 16:00"),
+            hw.Comment("h2", "用户", "无编号", 1, "2026-11-26 16:00"),
+            hw.Comment("h3", "用户", "坏正文", 1, "2026-11-26 16:00"),
+        ]
+        items[1].fields = {"commentId": None, "id": None}
+        items[2].fields = {"commentInfo": ["不是", "文本"], "approveCounts": "很多"}
+        return hw.FakeHuawei("C100148961", items), {"appid": "C100148961"}
+    if kind == "jutousu":
+        posts = [
+            jts.Post("901", "借款App乱扣费", "摘要", "乱扣费", "用户", at),
+            jts.Post("902", "借款App无编号", "摘要", "无编号", "用户", at, fields={"id": None}),
+            jts.Post("903", "借款App坏时间", "摘要", "坏时间", "用户", at, {"ctime": "昨天"}),
+        ]
+        return jts.FakeJutousu(posts), {"keyword": "借款App"}
+    complaints = [
+        hm.Complaint(sn="17380000001", title="乱扣费", text="乱扣费要求退款", filed=AT),
+        hm.Complaint(sn="17380000002", title="无编号", text="无编号", filed=AT),
+        hm.Complaint(sn="17380000003", title="坏时间", text="坏时间", filed=AT),
+    ]
+    complaints[1].fields = {"sn": None}
+    complaints[2].fields = {"timestamp": "昨天"}
+    return hm.FakeHeimao("5650743478", complaints), {"couid": "5650743478"}
+
+
+@pytest.mark.parametrize("kind", ["yingyongbao", "huawei", "jutousu", "heimao"])
+def test_other_collectors_quarantine_a_null_id_and_a_bad_field_and_store_the_rest(
+    svc: Services, kind: str
+) -> None:
+    fake, options = _fake_source(kind)
+    with fake:
+        source = SourceConfig(name=kind, kind=kind, base_url=fake.url, options=options)
+        result = run_source(svc, source)
+    assert result.ok and result.new == 1 and result.quarantined == 2, result.error
+    [post] = stored(svc.engine).values()
+    assert post.external_id in {"good", "901", "17380000001"}  # never "None"
+    held = quarantined(svc.engine)
+    assert len(held) == 2 and {q.external_id is None for q in held} == {True, False}

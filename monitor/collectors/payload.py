@@ -85,6 +85,17 @@ def post_problem(post: RawPost) -> str | None:
     return None
 
 
+def text_field(value: object, name: str) -> str:
+    """A text field from a payload; a list or object where text belongs is an error."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"`{name}` is {type(value).__name__}, not text")
+
+
 def text_id(value: object) -> str:
     """An id from a payload as text; "" for null, booleans and containers, never "None"."""
     if isinstance(value, str):
