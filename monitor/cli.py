@@ -97,11 +97,17 @@ def collect(
     src = settings.source(source)
     if dry_run:
         from monitor.clock import SystemClock
+        from monitor.domain import Rejected
 
+        rejected: list[Rejected] = []
         with HttpClient(settings.app.http) as http:
-            posts, error = fetch_posts(http, SystemClock(), src)
+            posts, error = fetch_posts(http, SystemClock(), src, rejected=rejected)
         for post in posts:
             typer.echo(json.dumps(_shown(post.as_json(), raw), ensure_ascii=False))
+        for item in rejected:
+            typer.echo(
+                f"skipped {item.external_id or 'an item without id'}: {item.error}", err=True
+            )
         if error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1)
@@ -135,6 +141,7 @@ def collect(
     typer.echo(
         f"{src.name}: fetched {result.fetched}, new {result.new}, edited {result.edited}, "
         f"cases opened {result.cases_opened}, alerts queued {result.alerts}"
+        + (f", quarantined {result.quarantined} (koubei quarantine)" if result.quarantined else "")
     )
     if result.error:
         typer.echo(f"error: {result.error}", err=True)
@@ -166,7 +173,7 @@ def sources(config: ConfigOpt = None) -> None:
     rows = table(open_store(settings), settings)
     typer.echo(
         f"{'source':<18} {'kind':<10} {'last success':<17} {'fails':>5} {'items':>6} "
-        f"{'usual':>6}  status"
+        f"{'usual':>6} {'quar.':>5}  status"
     )
     for h in rows:
         last = (
@@ -183,8 +190,40 @@ def sources(config: ConfigOpt = None) -> None:
         )
         typer.echo(
             f"{h.source:<18} {h.kind:<10} {last:<17} {h.consecutive_failures:>5} "
-            f"{items:>6} {usual:>6}  {status[:120]}"
+            f"{items:>6} {usual:>6} {h.quarantined:>5}  {status[:120]}"
         )
+
+
+@app.command()
+def quarantine(
+    config: ConfigOpt = None,
+    source: Annotated[str | None, typer.Option(help="only this source")] = None,
+    limit: Annotated[int, typer.Option(help="how many, most recently seen first")] = 20,
+    raw: Annotated[bool, typer.Option("--raw", help="print the item as read, unmasked")] = False,
+) -> None:
+    """Items a source sent that could not be stored as posts, with the reason."""
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import Session
+
+    from monitor.app import open_store
+    from monitor.classify.pii import mask_pii
+    from monitor.store.quarantine import listing
+
+    settings = _settings(config)
+    tz = ZoneInfo(settings.app.timezone)
+    with Session(open_store(settings)) as session:
+        rows = listing(session, source, limit)
+    if not rows:
+        typer.echo("quarantine is empty: every item read was stored")
+        return
+    for row in rows:
+        seen = row.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        typer.echo(
+            f"{row.source} {row.external_id or '(no id)'} [{row.stage}] seen {row.seen}x, "
+            f"last {seen}: {row.error}"
+        )
+        typer.echo(f"    {row.raw if raw else mask_pii(row.raw)[:300]}")
 
 
 @app.command()

@@ -124,6 +124,21 @@ class RawPost:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """An item that could not become a stored post: kept in quarantine with its error.
+
+    `stage` says where it failed: "parse" (the collector), "normalize", or "store".
+    `raw` is the item as read (any JSON-like value); quarantine bounds it.
+    """
+
+    source: str
+    external_id: str | None
+    stage: str
+    error: str
+    raw: Any
+
+
+@dataclass(frozen=True)
 class PlatformState:
     """What a complaint platform says about a complaint's handling (黑猫, 聚投诉)."""
 

@@ -36,6 +36,7 @@ class Complaint:
     completed: datetime | None = None
     stars: tuple[int, int, int] | None = None  # 服务态度, 处理速度, 满意度
     collective: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces `main` fields (hostile)
 
     @property
     def summary(self) -> str:
@@ -95,7 +96,7 @@ class FakeHeimao(FakeServer):
                     "timestamp": str(int(c.filed.timestamp())),
                     "url": f"//tousu.sina.com.cn/complaint/view/{int(c.sn) + offset}/?sld=a1b2",
                     "cotitle": company,
-                }
+                } | c.fields
                 if c.stars:
                     main["evaluate_u"] = {
                         "attitude": c.stars[0],
