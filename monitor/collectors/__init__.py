@@ -10,6 +10,8 @@ one new module here (imported below) plus its fixtures; nothing else changes.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -18,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from monitor.collectors.http import HttpClient
 from monitor.config import SourceConfig
 from monitor.domain import RawPost
+
+log = logging.getLogger(__name__)
+# What a payload value may look like before it goes into a URL path or query:
+# platform ids are digits or short tokens, never slashes, dots, `?`, `%` or `#`.
+_URL_SAFE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 class CollectorOptions(BaseModel):
@@ -60,6 +67,21 @@ class Collector:
         self.revisit = list(revisit)
         # Kept between runs in source_state.memory (ETags, cursors); the pipeline saves it.
         self.memory: dict[str, Any] = memory if memory is not None else {}
+        self.skipped = 0  # items left out because a value in them was unusable
+
+    def url_id(self, value: object, what: str = "id") -> str | None:
+        """`value` if it is safe to put into a URL; otherwise None, and the item is counted."""
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        if not isinstance(value, bool) and _URL_SAFE.fullmatch(text):
+            return text
+        self.skipped += 1
+        log.warning(
+            "source %r: skipped an item whose %s %s cannot go into a URL",
+            self.source.name,
+            what,
+            ascii(str(value)[:80]),
+        )
+        return None
 
     def fetch(self, client: HttpClient) -> Iterator[RawPost]:
         """Yield the source's posts, newest first, as far back as this run should go."""

@@ -131,8 +131,10 @@ class Heimao(Collector, kind="heimao"):
             reached_known = False
             for item in items:
                 main, author = item.get("main") or {}, item.get("author") or {}
-                sn = str(main.get("sn", "")).strip()
-                if not sn:
+                if main.get("sn") in (None, ""):
+                    continue
+                sn = self.url_id(main["sn"], "sn")
+                if sn is None:  # it goes into the detail URL: a path there is hostile
                     continue
                 key = (
                     strip_html(main.get("title", "")),
@@ -144,13 +146,13 @@ class Heimao(Collector, kind="heimao"):
                 previous = key
                 reached_known = reached_known or self.is_known(sn)
                 seen.add(sn)
-                yield self.complaint(client, main, author)
+                yield self.complaint(client, {**main, "sn": sn}, author)
             if not items or page * self.options.page_size >= total:
                 break
             if self.stop_at_known and reached_known:
                 break
         for sn in self.revisit:  # open complaints not on the pages read: their pages tell
-            if sn not in seen:
+            if sn not in seen and self.url_id(sn, "stored sn") is not None:
                 yield self.complaint(client, {"sn": sn}, {})
 
     def complaint(

@@ -60,7 +60,9 @@ class Jutousu(Collector, kind="jutousu"):
             for item in posts:
                 if not isinstance(item, dict) or not item.get("id"):
                     continue
-                ident = str(item["id"])
+                ident = self.url_id(item["id"])
+                if ident is None:  # it goes into the detail URL
+                    continue
                 reached_known = reached_known or self.is_known(ident)
                 link = f"{self.base_url}/tousu/show/id/{ident}"
                 body = self.full_text(client, link) if self.options.details else ""
