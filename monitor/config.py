@@ -203,6 +203,8 @@ class Grouping(Strict):
 class Surge(Strict):
     window_hours: float = Field(default=1, gt=0)
     baseline_days: int = Field(default=7, gt=0)
+    # A source counts once it has collected this long before the window: no cold-start surges.
+    history_days: float = Field(default=3, gt=0)
     multiple: float = Field(default=3, gt=1)
     minimum: int = Field(default=5, gt=0)
     channel: str = "complaints"
