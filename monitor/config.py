@@ -51,11 +51,16 @@ class SourceConfig(Strict):
 class HttpConfig(Strict):
     user_agent: str = "Koubei/0.1 (reputation monitor)"
     timeout_s: float = Field(default=15, gt=0)
+    # The most one try may take, connect to last byte, redirects included: a source
+    # dripping bytes never trips the per-read timeout above.
+    deadline_s: float = Field(default=60, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
     backoff_base_s: float = Field(default=1.0, ge=0)
     max_retry_after_s: float = Field(default=120, ge=0)
     default_rate_per_s: float = Field(default=1.0, gt=0)
     rate_per_s: dict[str, float] = Field(default_factory=dict)
+    # Other hosts a source's host may redirect to (it may always redirect to itself).
+    redirect_hosts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class SlackConfig(Strict):
@@ -221,6 +226,8 @@ class Grouping(Strict):
 class Surge(Strict):
     window_hours: float = Field(default=1, gt=0)
     baseline_days: int = Field(default=7, gt=0)
+    # A source counts once it has collected this long before the window: no cold-start surges.
+    history_days: float = Field(default=3, gt=0)
     multiple: float = Field(default=3, gt=1)
     minimum: int = Field(default=5, gt=0)
     channel: str = "complaints"

@@ -137,6 +137,10 @@ class Heimao(Collector, kind="heimao"):
                 if not sn or not isinstance(author, dict):
                     self.reject(item, "the complaint has no `main.sn` (or no `author` object)")
                     continue
+                if (
+                    self.url_id(sn, "sn") is None
+                ):  # it goes into the detail URL: a path there is hostile
+                    continue
                 key = (
                     strip_html(str(main.get("title") or "")),
                     str(main.get("summary") or ""),
@@ -147,14 +151,16 @@ class Heimao(Collector, kind="heimao"):
                 previous = key
                 reached_known = reached_known or self.is_known(sn)
                 seen.add(sn)
-                if (post := self.complaint(client, main, author)) is not None:
+                if (post := self.complaint(client, {**main, "sn": sn}, author)) is not None:
                     yield post
             if not items or page * self.options.page_size >= total:
                 break
             if self.stop_at_known and reached_known:
                 break
         for sn in self.revisit:  # open complaints not on the pages read: their pages tell
-            if sn not in seen and (post := self.complaint(client, {"sn": sn}, {})) is not None:
+            if sn in seen or self.url_id(sn, "stored sn") is None:
+                continue
+            if (post := self.complaint(client, {"sn": sn}, {})) is not None:
                 yield post
 
     def complaint(

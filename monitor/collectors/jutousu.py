@@ -65,6 +65,8 @@ class Jutousu(Collector, kind="jutousu"):
                 if not ident:  # never "None", never merged with another complaint
                     self.reject(item, "the complaint has no `id`")
                     continue
+                if self.url_id(ident) is None:  # it goes into the detail URL
+                    continue
                 reached_known = reached_known or self.is_known(ident)
                 link = f"{self.base_url}/tousu/show/id/{ident}"
                 body = self.full_text(client, link) if self.options.details else ""

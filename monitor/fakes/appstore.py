@@ -75,6 +75,9 @@ class Quirks:
     omit_updated: bool = False
     # Applied to the encoded JSON page: bytes a JSON encoder would never write.
     byte_patches: dict[bytes, bytes] = field(default_factory=dict)
+    # Location headers to answer with (302) before serving, one request each: a
+    # store front that moved, or a hostile answer pointing into our network.
+    redirects: list[str] = field(default_factory=list)
 
 
 class FakeAppStore(FakeServer):
@@ -102,6 +105,8 @@ class FakeAppStore(FakeServer):
             params = {m.group(1).lower(): m.group(2) for s in segments if (m := _SEG.match(s))}
             if params.get("id") != self.app_id or "json" not in segments:
                 return Response(404, "not found")
+            if self.quirks.redirects:
+                return Response(302, "", {"Location": self.quirks.redirects.pop(0)})
             page = int(params.get("page", "1"))
             if page > MAX_DEPTH:
                 return Response(400, "CustomerReviews RSS page depth is limited to 10")

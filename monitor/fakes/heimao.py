@@ -51,6 +51,8 @@ class HeimaoFaults:
     changed_layout: bool = False
     jsonp: bool = False
     delay_s: float = 0.0
+    # Serve the first item with this `sn` (a tampered or broken answer, e.g. a path).
+    first_sn: str | None = None
 
 
 class FakeHeimao(FakeServer):
@@ -105,6 +107,8 @@ class FakeHeimao(FakeServer):
                         "evalContent": "还可以",
                     }
                 items.append({"main": main, "author": {"title": c.author, "avatar": ""}})
+        if items and self.faults.first_sn is not None:
+            items[0]["main"]["sn"] = self.faults.first_sn
         return items
 
     def _list(self, q: dict[str, str]) -> Response:
