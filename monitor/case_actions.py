@@ -18,7 +18,7 @@ from monitor.alerting.blocks import escape_mrkdwn, thread_reply
 from monitor.alerting.render import render_case
 from monitor.cases import add_event
 from monitor.config import Settings
-from monitor.domain import AlertKind, CaseState, Severity
+from monitor.domain import AlertKind, CaseState, Severity, case_state_name
 from monitor.store.tables import CaseEventRow, CaseRow
 
 ACTIVE = (CaseState.OPEN.value, CaseState.ACKNOWLEDGED.value, CaseState.REOPENED.value)
@@ -110,7 +110,9 @@ def _event(
 
 def _require(case: CaseRow, states: tuple[str, ...], action: str) -> None:
     if case.state not in states:
-        raise ActionRefused(f"工单 #{case.id} 当前状态为 {case.state}，不能{action}")
+        raise ActionRefused(
+            f"工单 #{case.id} 当前状态为{case_state_name(case.state)}，不能{action}"
+        )
 
 
 def acknowledge(

@@ -37,6 +37,7 @@ def _settings(config: Path | None) -> Settings:
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the config files; exit 0 when good, 2 naming file, key and problem when not."""
     settings = _settings(config)
+    _check_model_dir(settings)
     sources = ", ".join(f"{s.name} ({s.kind})" for s in settings.app.sources) or "none"
     typer.echo(f"ok: {settings.path}")
     typer.echo(f"  sources: {sources}")
@@ -46,6 +47,30 @@ def check_config(config: ConfigOpt = None) -> None:
     typer.echo(f"  slack: {slack}")
     store = "DATABASE_URL" if settings.secrets.database_url else settings.app.store.sqlite_path
     typer.echo(f"  store: {store}")
+
+
+def _check_model_dir(settings: Settings) -> None:
+    """The grader's model folder exists and holds a model (only when the config uses one)."""
+    if settings.app.classifier.kind != "model":
+        return
+    from monitor.classify.onnx_model import ONNX_FILE
+
+    folder = settings.model_dir()
+    needed = ("config.json", ONNX_FILE)
+    if not folder.is_dir():
+        problem = f"model folder {folder} does not exist"
+    elif missing := [n for n in needed if not (folder / n).is_file()]:
+        problem = f"model folder {folder} lacks {', '.join(missing)}"
+    else:
+        return
+    raise ConfigError(
+        str(settings.path),
+        [
+            f"classifier.model: {problem}; point classifier.model at a folder with "
+            f"{' and '.join(needed)} (relative to this file), restore the shipped one with "
+            "`git checkout -- models/`, or set classifier.kind: rules"
+        ],
+    )
 
 
 @app.command()
@@ -72,11 +97,17 @@ def collect(
     src = settings.source(source)
     if dry_run:
         from monitor.clock import SystemClock
+        from monitor.domain import Rejected
 
+        rejected: list[Rejected] = []
         with HttpClient(settings.app.http) as http:
-            posts, error = fetch_posts(http, SystemClock(), src)
+            posts, error = fetch_posts(http, SystemClock(), src, rejected=rejected)
         for post in posts:
             typer.echo(json.dumps(_shown(post.as_json(), raw), ensure_ascii=False))
+        for item in rejected:
+            typer.echo(
+                f"skipped {item.external_id or 'an item without id'}: {item.error}", err=True
+            )
         if error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1)
@@ -110,6 +141,7 @@ def collect(
     typer.echo(
         f"{src.name}: fetched {result.fetched}, new {result.new}, edited {result.edited}, "
         f"cases opened {result.cases_opened}, alerts queued {result.alerts}"
+        + (f", quarantined {result.quarantined} (koubei quarantine)" if result.quarantined else "")
     )
     if result.error:
         typer.echo(f"error: {result.error}", err=True)
@@ -141,7 +173,7 @@ def sources(config: ConfigOpt = None) -> None:
     rows = table(open_store(settings), settings)
     typer.echo(
         f"{'source':<18} {'kind':<10} {'last success':<17} {'fails':>5} {'items':>6} "
-        f"{'usual':>6}  status"
+        f"{'usual':>6} {'quar.':>5}  status"
     )
     for h in rows:
         last = (
@@ -158,8 +190,40 @@ def sources(config: ConfigOpt = None) -> None:
         )
         typer.echo(
             f"{h.source:<18} {h.kind:<10} {last:<17} {h.consecutive_failures:>5} "
-            f"{items:>6} {usual:>6}  {status[:120]}"
+            f"{items:>6} {usual:>6} {h.quarantined:>5}  {status[:120]}"
         )
+
+
+@app.command()
+def quarantine(
+    config: ConfigOpt = None,
+    source: Annotated[str | None, typer.Option(help="only this source")] = None,
+    limit: Annotated[int, typer.Option(help="how many, most recently seen first")] = 20,
+    raw: Annotated[bool, typer.Option("--raw", help="print the item as read, unmasked")] = False,
+) -> None:
+    """Items a source sent that could not be stored as posts, with the reason."""
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import Session
+
+    from monitor.app import open_store
+    from monitor.classify.pii import mask_pii
+    from monitor.store.quarantine import listing
+
+    settings = _settings(config)
+    tz = ZoneInfo(settings.app.timezone)
+    with Session(open_store(settings)) as session:
+        rows = listing(session, source, limit)
+    if not rows:
+        typer.echo("quarantine is empty: every item read was stored")
+        return
+    for row in rows:
+        seen = row.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        typer.echo(
+            f"{row.source} {row.external_id or '(no id)'} [{row.stage}] seen {row.seen}x, "
+            f"last {seen}: {row.error}"
+        )
+        typer.echo(f"    {row.raw if raw else mask_pii(row.raw)[:300]}")
 
 
 @app.command()

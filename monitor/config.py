@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from monitor.domain import Category, GradedCategory, Severity
 from monitor.errors import ConfigError
@@ -48,11 +51,16 @@ class SourceConfig(Strict):
 class HttpConfig(Strict):
     user_agent: str = "Koubei/0.1 (reputation monitor)"
     timeout_s: float = Field(default=15, gt=0)
+    # The most one try may take, connect to last byte, redirects included: a source
+    # dripping bytes never trips the per-read timeout above.
+    deadline_s: float = Field(default=60, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
     backoff_base_s: float = Field(default=1.0, ge=0)
     max_retry_after_s: float = Field(default=120, ge=0)
     default_rate_per_s: float = Field(default=1.0, gt=0)
     rate_per_s: dict[str, float] = Field(default_factory=dict)
+    # Other hosts a source's host may redirect to (it may always redirect to itself).
+    redirect_hosts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class SlackConfig(Strict):
@@ -83,6 +91,12 @@ class ReportsConfig(Strict):
     hour: int = Field(default=9, ge=0, le=23)  # monthly on the 1st, weekly on Monday
 
 
+class ServeConfig(Strict):
+    # Slack's interaction payloads are a few kilobytes; a larger body is refused (413)
+    # before it is read in full or its signature checked.
+    max_body_bytes: int = Field(default=1_048_576, ge=16_384, le=64 * 1_048_576)
+
+
 class StoreConfig(Strict):
     sqlite_path: str = "var/koubei.db"
 
@@ -110,7 +124,20 @@ class AppConfig(Strict):
     outbox: OutboxConfig = OutboxConfig()
     digest: DigestConfig = DigestConfig()
     reports: ReportsConfig = ReportsConfig()
+    serve: ServeConfig = ServeConfig()
     sources: list[SourceConfig]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai "
+                "(the list: python -c 'import zoneinfo; print(zoneinfo.available_timezones())')"
+            ) from None
+        return name
 
     @field_validator("sources")
     @classmethod
@@ -201,6 +228,8 @@ class Grouping(Strict):
 class Surge(Strict):
     window_hours: float = Field(default=1, gt=0)
     baseline_days: int = Field(default=7, gt=0)
+    # A source counts once it has collected this long before the window: no cold-start surges.
+    history_days: float = Field(default=3, gt=0)
     multiple: float = Field(default=3, gt=1)
     minimum: int = Field(default=5, gt=0)
     channel: str = "complaints"
@@ -310,6 +339,19 @@ class Secrets(Strict):
             database_url=get("DATABASE_URL"),
         )
 
+    def problems(self) -> list[str]:
+        """What is wrong with the environment's values (never quoting a secret)."""
+        if self.database_url is None:
+            return []
+        hint = "expected postgresql://user:password@host:5432/dbname or sqlite:////path/koubei.db"
+        try:
+            backend = make_url(self.database_url.get_secret_value()).get_backend_name()
+        except (ArgumentError, ValueError):
+            return [f"DATABASE_URL: not a database URL ({hint})"]
+        if backend not in ("postgresql", "postgres", "sqlite"):
+            return [f"DATABASE_URL: {backend!r} databases are not supported ({hint})"]
+        return []
+
 
 # --- loading ----------------------------------------------------------------------
 
@@ -347,7 +389,7 @@ class Settings(Strict):
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             str(path), ["file not found (pass --config or set KOUBEI_CONFIG)"]
@@ -355,12 +397,63 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            str(path),
+            [
+                f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                f"{exc.start}); save the file as UTF-8"
+            ],
+        ) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node, "", set())
+        if duplicates:
+            raise ConfigError(str(path), duplicates)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(path), [f"{where}not valid YAML: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["(top level): nested too deeply to be a config"]) from None
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str, seen_nodes: set[int]) -> list[str]:
+    """Keys given twice in one mapping: YAML loaders keep the last silently, which hides
+    a mistake (two `sources:` lists, one of them ignored)."""
+    if id(node) in seen_nodes:  # an alias to a node already walked
+        return []
+    seen_nodes.add(id(node))
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            where = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key != "<<":
+                ident = (key_node.tag, key)
+                if ident in first_line:
+                    problems.append(
+                        f"{where}: duplicate key at line {line} (first at line "
+                        f"{first_line[ident]}); keep one of them"
+                    )
+                else:
+                    first_line[ident] = line
+            problems += _duplicate_keys(value_node, where, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{i}]", seen_nodes)
+    return problems
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -376,7 +469,10 @@ def _validate(model: type[M], path: Path, data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_key_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        problems = [
+            f"{_key_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
         raise ConfigError(str(path), problems) from None
 
 
@@ -395,9 +491,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     lexicon_path = cfg_path.parent / app.lexicon_file
     lexicon = _validate(Lexicon, lexicon_path, _read_yaml(lexicon_path))
     _check_cross_references(cfg_path, app, policy_path, policy)
-    return Settings(
-        path=cfg_path, app=app, policy=policy, lexicon=lexicon, secrets=Secrets.from_env(env)
-    )
+    secrets = Secrets.from_env(env)
+    if problems := secrets.problems():
+        raise ConfigError("environment", problems)
+    return Settings(path=cfg_path, app=app, policy=policy, lexicon=lexicon, secrets=secrets)
 
 
 def _check_cross_references(

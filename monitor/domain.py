@@ -70,6 +70,20 @@ class CaseState(StrEnum):
     FALSE_POSITIVE = "false_positive"
 
 
+# The one set of Chinese names for case states, wherever Chinese text shows a state.
+CASE_STATE_NAMES: dict[str, str] = {
+    CaseState.OPEN.value: "待确认",
+    CaseState.ACKNOWLEDGED.value: "处理中",
+    CaseState.RESOLVED.value: "已解决",
+    CaseState.REOPENED.value: "已重开",
+    CaseState.FALSE_POSITIVE.value: "误报",
+}
+
+
+def case_state_name(state: str) -> str:
+    return CASE_STATE_NAMES.get(state, state)
+
+
 class AlertKind(StrEnum):
     NEW_CASE = "new_case"
     REGRADED = "regraded"
@@ -107,6 +121,21 @@ class RawPost:
     votes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     platform: PlatformState | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item that could not become a stored post: kept in quarantine with its error.
+
+    `stage` says where it failed: "parse" (the collector), "normalize", or "store".
+    `raw` is the item as read (any JSON-like value); quarantine bounds it.
+    """
+
+    source: str
+    external_id: str | None
+    stage: str
+    error: str
+    raw: Any
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
      +-- FetchError       a source could not be fetched (network, HTTP status, block)
      |    +-- SourceBlocked   a login wall, captcha or risk-control block
      +-- ParseError       a source answered, but not in the format we know
+     +-- CollectorFailed  a collector stopped on an error nobody raised on purpose
      +-- DeliveryError    an alert could not be handed to Slack (or the console)
      +-- StoreError       the database is unreachable or not migrated
      +-- ModelError       the model directory is missing, incomplete or unreadable
@@ -54,6 +55,34 @@ class ParseError(KoubeiError):
             f"source {source!r}: could not parse {url}: {reason} "
             "(the site may have changed its format; save the response and file an issue)"
         )
+
+
+class CollectorFailed(KoubeiError):
+    """Anything else a collector raised: the run is recorded as failed, never left running."""
+
+    def __init__(self, source: str, exc: BaseException) -> None:
+        self.source = source
+        super().__init__(
+            f"source {source!r}: the collector stopped on an unexpected error: "
+            f"{describe(exc)} (the run is recorded as failed and the next run tries again; "
+            "if it repeats, save the source's answer and file an issue)"
+        )
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """One line naming the error, without the SQL parameters a database error carries.
+
+    SQLAlchemy's message appends the statement and its bound values (a customer's
+    text, phone or ID number); the driver's own error (`orig`) says what went wrong.
+    """
+    if isinstance(exc, KoubeiError):
+        text = str(exc)
+    else:
+        orig = getattr(exc, "orig", None)
+        inner = orig if isinstance(orig, BaseException) else exc
+        text = f"{type(inner).__name__}: {str(inner).strip()}".rstrip(": ")
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class DeliveryError(KoubeiError):

@@ -4,6 +4,8 @@ A source is blind when it fails `failures_in_a_row` runs in a row, hits a
 login wall or captcha (SourceBlocked), or returns nothing where its recent
 good runs returned something. Health alerts go to the ops channel, never to
 the complaint channels, once per episode, with a recovery notice at the end.
+Items a run had to quarantine are counted here and told to the ops channel
+once, when they first arrive.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from monitor.alerting.blocks import escape_mrkdwn
 from monitor.config import Settings
 from monitor.domain import AlertKind, Severity
 from monitor.redact import redact
+from monitor.store.quarantine import counts
 from monitor.store.tables import SourceRunRow, SourceStateRow
 
 
@@ -35,6 +38,7 @@ class Health:
     blind: bool
     reason: str | None
     last_error: str | None
+    quarantined: int = 0  # items kept in quarantine: read, but not stored as posts
 
 
 def baseline(
@@ -58,8 +62,18 @@ def evaluate(
     *,
     blocked: bool,
     now: datetime,
+    quarantined: int = 0,
 ) -> str | None:
-    """Update the source's health after a run; returns the alert text queued, if any."""
+    """Update the source's health after a run; returns the alert text queued, if any.
+
+    `quarantined`: items this run put in quarantine for the first time.
+    """
+    if quarantined:
+        text = (
+            f"🧪 来源 *{escape_mrkdwn(state.source)}*：{quarantined} 条内容无法保存，已隔离"
+            "（`koubei quarantine` 查看原文与原因），其余已正常入库"
+        )
+        _alert(session, settings, f"health:{state.source}:quarantine:{run.id}", text, now)
     policy = settings.policy.source_health
     usual = baseline(session, state.source, policy.baseline_runs, before_id=run.id)
     problem = None
@@ -108,6 +122,7 @@ def table(engine: Engine, settings: Settings) -> list[Health]:
     """Every configured source's health, for `koubei sources`."""
     rows = []
     with Session(engine) as session:
+        held = counts(session)
         for source in settings.app.sources:
             state = session.get(SourceStateRow, source.name)
             last = (
@@ -134,6 +149,7 @@ def table(engine: Engine, settings: Settings) -> list[Health]:
                     # Rows written before errors were redacted on the way in.
                     reason=redact(state.blind_reason) if state and state.blind_reason else None,
                     last_error=redact(state.last_error) if state and state.last_error else None,
+                    quarantined=held.get(source.name, 0),
                 )
             )
     return rows

@@ -2,7 +2,9 @@
 
 Used alike by the scheduler, the CLI and the tests. A failing source never
 raises out of here: its error is recorded on its run and its state, and the
-posts fetched before the failure are kept.
+posts fetched before the failure are kept. Whatever stops a run (a collector
+bug, a payload nobody foresaw) records it as failed. An item that cannot become
+a stored post is quarantined with its error, and the rest of the page is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from monitor.alerting.alerts import alert_exists, enqueue_alert
@@ -30,13 +33,14 @@ from monitor.clock import Clock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
 from monitor.config import Settings, SourceConfig
-from monitor.domain import AlertKind, Post, RawPost, Severity
-from monitor.errors import KoubeiError, SourceBlocked
+from monitor.domain import AlertKind, Post, RawPost, Rejected, Severity
+from monitor.errors import CollectorFailed, KoubeiError, SourceBlocked, describe
 from monitor.health import evaluate
-from monitor.normalize import normalize
+from monitor.normalize import clean_id, normalize
 from monitor.platform import apply_platform
 from monitor.redact import redact
 from monitor.store.posts import Change, upsert_post
+from monitor.store.quarantine import keep, release_stored
 from monitor.store.sql import lock_source_state
 from monitor.store.tables import (
     CaseEventRow,
@@ -78,10 +82,21 @@ class RunResult:
     status_changes: int = 0
     health: str | None = None  # the health alert this run raised, if any
     by_severity: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0  # items read that could not be stored: kept in quarantine
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def absorb(self, part: RunResult) -> None:
+        """Add the counts of one stored post (kept apart until its transaction committed)."""
+        self.new += part.new
+        self.edited += part.edited
+        self.cases_opened += part.cases_opened
+        self.alerts += part.alerts
+        self.status_changes += part.status_changes
+        for grade, n in part.by_severity.items():
+            self.by_severity[grade] = self.by_severity.get(grade, 0) + n
 
 
 def fetch_posts(
@@ -93,20 +108,81 @@ def fetch_posts(
     stop_at_known: bool = False,
     revisit: Sequence[str] = (),
     memory: dict[str, Any] | None = None,
+    rejected: list[Rejected] | None = None,
 ) -> tuple[list[Post], KoubeiError | None]:
-    """Fetch and normalise, newest first; the error (if any) comes back with what was read."""
-    collector = collector_class(source.kind)(
-        source, is_known=is_known, stop_at_known=stop_at_known, revisit=revisit, memory=memory
-    )
+    """Fetch and normalise, newest first; the error (if any) comes back with what was read.
+
+    Items that could not be read or normalised are left out and added to `rejected`.
+    """
     raw: list[RawPost] = []
-    error = None
+    error: KoubeiError | None = None
+    bad = rejected if rejected is not None else []
+    collector = None
     try:
+        collector = collector_class(source.kind)(
+            source, is_known=is_known, stop_at_known=stop_at_known, revisit=revisit, memory=memory
+        )
         for item in collector.fetch(http):
             raw.append(item)
     except KoubeiError as exc:
         error = exc
+    except Exception as exc:  # a collector bug or a payload nobody foresaw: a failed run
+        error = CollectorFailed(source.name, exc)
+    if collector is not None:
+        bad.extend(collector.rejected)
     now = clock.now()
-    return [normalize(r, now) for r in raw], error
+    posts = [p for r in raw if (p := normalized(r, now, bad)) is not None]
+    return posts, error
+
+
+def normalized(raw: RawPost, now: datetime, rejected: list[Rejected]) -> Post | None:
+    """The normalised post, or None with the item added to `rejected`."""
+    try:
+        return normalize(raw, now)
+    except Exception as exc:
+        error = describe(exc, limit=500)
+        rejected.append(Rejected(raw.source, raw.external_id or None, "normalize", error, raw))
+        return None
+
+
+def store_post(svc: Services, post: Post, result: RunResult, rejected: list[Rejected]) -> None:
+    """process_post; a post the grader or the database refuses goes to `rejected`.
+
+    The database being unreachable is not the post's fault: that fails the run,
+    and the next run reads the post again.
+    """
+    part = RunResult(source=result.source)
+    try:
+        process_post(svc, post, part)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        error = describe(exc, limit=500)
+        log.warning(
+            "%s: post %s could not be stored (quarantined): %s",
+            post.source,
+            post.external_id,
+            error,
+        )
+        rejected.append(Rejected(post.source, post.external_id, "store", error, post))
+        return
+    result.absorb(part)
+
+
+def quarantine(svc: Services, source: str, rejected: list[Rejected]) -> int:
+    """Keep the rejected items; returns how many are new to quarantine."""
+    with Session(svc.engine) as session, session.begin():
+        new = keep(session, rejected, svc.clock.now()) if rejected else 0
+        release_stored(session, source)
+    if rejected:
+        log.warning(
+            "%s: %d items quarantined (%d new), first: %s; `koubei quarantine` lists them",
+            source,
+            len(rejected),
+            new,
+            rejected[0].error,
+        )
+    return new
 
 
 def store_bands(session: Session, post_id: int, minhash: list[int] | None) -> None:
@@ -135,6 +211,10 @@ def open_complaints(engine: Engine, source: str, now: datetime) -> list[str]:
 
 def _stored(engine: Engine, source: str) -> Callable[[str], bool]:
     def is_known(external_id: str) -> bool:
+        try:  # the collector asks with the id as read; posts are stored under the clean one
+            external_id = clean_id(external_id)
+        except ValueError:
+            return False
         with Session(engine) as session:
             row = session.execute(
                 select(col(PostRow.id)).where(
@@ -161,28 +241,43 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         session.flush()
         run_id = run.id
 
-    posts, error = fetch_posts(
-        svc.http,
-        svc.clock,
-        source,
-        is_known=_stored(svc.engine, source.name),
-        stop_at_known=stop_at_known,
-        revisit=open_complaints(svc.engine, source.name, svc.clock.now()),
-        memory=memory,
-    )
-    # A 304 (conditional GET) says nothing changed: an empty run that is not a gap.
-    unchanged = bool(memory.pop("unchanged", False))
-    result.fetched = len(posts)
-    result.error = redact(str(error)) if error else None
-    result.blocked = isinstance(error, SourceBlocked)
-    # Oldest first, one transaction per post: an interrupted run leaves a stored
-    # suffix of the feed, and the next run (paging back fully) fills the rest.
-    seen: set[str] = set()
-    for post in reversed(posts):
-        if post.external_id in seen:
-            continue
-        seen.add(post.external_id)
-        process_post(svc, post, result)
+    rejected: list[Rejected] = []
+    posts: list[Post] = []
+    unchanged = False
+    try:
+        posts, error = fetch_posts(
+            svc.http,
+            svc.clock,
+            source,
+            is_known=_stored(svc.engine, source.name),
+            stop_at_known=stop_at_known,
+            revisit=open_complaints(svc.engine, source.name, svc.clock.now()),
+            memory=memory,
+            rejected=rejected,
+        )
+        # A 304 (conditional GET) says nothing changed: an empty run that is not a gap.
+        unchanged = bool(memory.pop("unchanged", False))
+        result.fetched = len(posts) + len(rejected)
+        result.error = redact(str(error)) if error else None
+        result.blocked = isinstance(error, SourceBlocked)
+        # Oldest first, one transaction per post: an interrupted run leaves a stored
+        # suffix of the feed, and the next run (paging back fully) fills the rest.
+        seen: set[str] = set()
+        for post in reversed(posts):
+            if post.external_id in seen:
+                continue
+            seen.add(post.external_id)
+            store_post(svc, post, result, rejected)
+    except Exception as exc:  # whatever stopped the run, it is recorded as failed
+        result.error = redact(f"source {source.name!r}: the run stopped: {describe(exc)}")
+    new_in_quarantine = 0
+    try:
+        new_in_quarantine = quarantine(svc, source.name, rejected)
+    except Exception as exc:
+        result.error = result.error or (
+            f"source {source.name!r}: could not quarantine {len(rejected)} items: {describe(exc)}"
+        )
+    result.quarantined = len(rejected)
 
     finished = svc.clock.now()
     with Session(svc.engine) as session, session.begin():
@@ -207,7 +302,13 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
             state.consecutive_failures += 1
             state.last_error = result.error
         result.health = evaluate(
-            session, svc.settings, state, run, blocked=result.blocked, now=finished
+            session,
+            svc.settings,
+            state,
+            run,
+            blocked=result.blocked,
+            now=finished,
+            quarantined=new_in_quarantine,
         )
     if result.error:
         log.error("%s", result.error)
@@ -239,17 +340,30 @@ def backfill(
     deep = source.model_copy(update={"options": options})
     collector = collector_class(source.kind)(deep, stop_at_known=False, memory={})
     oldest: datetime | None = None
+    rejected: list[Rejected] = []
     try:
         for raw in collector.fetch(svc.http):
-            post = normalize(raw, svc.clock.now())
+            post = normalized(raw, svc.clock.now(), rejected)
+            if post is None:
+                continue
             if post.published_at < since:
                 break
             result.fetched += 1
-            process_post(svc, post, result)
+            store_post(svc, post, result, rejected)
             oldest = post.published_at if oldest is None else min(oldest, post.published_at)
             progress(post)
     except KoubeiError as exc:
         result.error = redact(str(exc))
+    except Exception as exc:  # a collector bug or a payload nobody foresaw
+        result.error = redact(str(CollectorFailed(source.name, exc)))
+    rejected[:0] = collector.rejected
+    try:
+        quarantine(svc, source.name, rejected)
+    except Exception as exc:
+        result.error = (
+            result.error or f"could not quarantine {len(rejected)} items: {describe(exc)}"
+        )
+    result.quarantined = len(rejected)
     with Session(svc.engine) as session, session.begin():
         state = lock_source_state(session, source.name)
         reached = memory.get("backfill", {}).get("oldest")

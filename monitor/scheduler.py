@@ -19,6 +19,7 @@ from monitor.alerting.sinks import Sink
 from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
 from monitor.config import SourceConfig
+from monitor.errors import describe
 from monitor.pipeline import Services, run_source
 from monitor.reports.period import last_complete
 from monitor.reports.run import make_report, queue_report_post
@@ -28,15 +29,20 @@ log = logging.getLogger(__name__)
 
 
 def _source_job(svc: Services, source: SourceConfig) -> None:
-    result = run_source(svc, source)
+    try:
+        result = run_source(svc, source)
+    except Exception as exc:  # run_source records its own failures; this is the database
+        log.error("%s: the run could not be recorded: %s", source.name, describe(exc))
+        return
     log.info(
-        "%s: fetched %d, new %d, edited %d, cases %d, alerts %d%s",
+        "%s: fetched %d, new %d, edited %d, cases %d, alerts %d%s%s",
         source.name,
         result.fetched,
         result.new,
         result.edited,
         result.cases_opened,
         result.alerts,
+        f", quarantined {result.quarantined}" if result.quarantined else "",
         f", error: {result.error}" if result.error else "",
     )
 

@@ -19,7 +19,7 @@ from monitor.config import SourceConfig, load_settings
 from monitor.errors import SourceBlocked
 from monitor.fakes.appstoreconnect import ConnectReview, FakeAppStoreConnect, ReviewResponse
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import PostRow, SourceRunRow, SourceStateRow
+from monitor.store.tables import PostRow, QuarantineRow, SourceRunRow, SourceStateRow
 from tests.conftest import RecordingSleep, write_config
 
 KEY_ID = "2X9R4HXF34"
@@ -235,3 +235,20 @@ def test_the_source_needs_no_base_url() -> None:
     assert AppStoreConnect(bare).list_url().startswith("https://api.appstoreconnect.apple.com/v1/")
     rss = SourceConfig(name="news", kind="rss", options={"path": "/feed"})
     assert any(".base_url" in p for p in validate_source_options(rss))
+
+
+def test_a_review_with_a_bad_date_is_quarantined_and_the_page_stored(
+    asc: FakeAppStoreConnect,
+    key: ec.EllipticCurvePrivateKey,
+    services: Services,
+    source: SourceConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV, _pem(key))
+    asc.reviews = [connect_review(1), connect_review(2, created="yesterday"), connect_review(3)]
+    result = run_source(services, source)
+    assert result.ok and result.new == 2 and result.quarantined == 1
+    with Session(services.engine) as s:
+        held = s.execute(select(QuarantineRow)).scalars().all()
+    assert [q.external_id for q in held] == [connect_review(2).id]
+    assert "createdDate" in held[0].error

@@ -112,3 +112,86 @@ def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
     assert settings.database_url().startswith("sqlite:///")
     with pytest.raises(ConfigError, match="Extra inputs"):
         load_settings(edit(path, {"slack.token": "xoxb-in-a-file"}), env={})
+
+
+def assert_clean_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 2, a message naming what is wrong, and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
+
+
+def test_an_unknown_time_zone_is_refused_by_check_config_and_by_run(tmp_path: Path) -> None:
+    path = edit(
+        write_config(tmp_path), {"timezone": "Asia/Shangai", "classifier": {"kind": "rules"}}
+    )
+    for command in ("check-config", "run"):
+        result = koubei(command, "--config", str(path))
+        assert_clean_exit_2(
+            result, str(path), "timezone", "unknown time zone 'Asia/Shangai'", "Asia/Shanghai"
+        )
+
+
+def test_a_missing_model_folder_is_refused_by_check_config(tmp_path: Path) -> None:
+    path = edit(write_config(tmp_path), {"classifier": {"model": "no-such-model"}})
+    result = koubei("check-config", "--config", str(path))
+    assert_clean_exit_2(
+        result, str(path), "classifier.model", str(tmp_path / "no-such-model"), "does not exist"
+    )
+    (tmp_path / "half-model").mkdir()
+    (tmp_path / "half-model" / "config.json").write_text("{}", encoding="utf-8")
+    result = koubei("check-config", "--config", str(edit(path, {"classifier.model": "half-model"})))
+    assert_clean_exit_2(result, "classifier.model", "lacks model.onnx")
+    rules = edit(path, {"classifier.kind": "rules"})  # no model needed then
+    assert koubei("check-config", "--config", str(rules)).returncode == 0
+
+
+@pytest.mark.parametrize("which", ["koubei.yaml", "policy.yaml"])
+def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path: Path, which: str) -> None:
+    policy = (CONFIG_DIR / "policy.yaml").read_text(encoding="utf-8")
+    (tmp_path / "policy.yaml").write_text(policy, encoding="utf-8")
+    path = edit(write_config(tmp_path), {"policy_file": str(tmp_path / "policy.yaml")})
+    target = tmp_path / which
+    # Saved by an editor in GBK: the Chinese comment on line 2 is not UTF-8.
+    target.write_bytes(b"# koubei\n# \xc5\xe4\xd6\xc3\n" + target.read_bytes())
+    result = koubei("check-config", "--config", str(path))
+    assert_clean_exit_2(result, str(target), "line 2", "not UTF-8", "save the file as UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgres//koubei:hunter2@db/koubei", "not a database URL"),
+        ("postgresql://koubei:hunter2@db:fivefour/koubei", "not a database URL"),
+        ("mysql://koubei:hunter2@db/koubei", "'mysql' databases are not supported"),
+    ],
+)
+def test_a_bad_database_url_is_refused_without_showing_it(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    path = write_config(tmp_path)
+    for command in ("check-config", "migrate"):
+        result = koubei(command, "--config", str(path), env={"DATABASE_URL": url})
+        assert_clean_exit_2(result, "environment", "DATABASE_URL", problem, "postgresql://")
+        assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key_and_both_lines(tmp_path: Path) -> None:
+    text = write_config(tmp_path).read_text(encoding="utf-8")
+    # A second `timezone:` and, inside slack.channels, a second `crisis:`.
+    text = text.replace("slack:\n", "timezone: Asia/Shanghai\nslack:\n", 1)
+    text += "timezone: Europe/London\n"
+    lines = text.splitlines()
+    crisis = next(i for i, line in enumerate(lines) if line.strip().startswith("crisis:"))
+    lines.insert(crisis + 1, lines[crisis])
+    path = tmp_path / "koubei.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first_tz = next(i for i, line in enumerate(lines) if line.startswith("timezone:")) + 1
+    result = koubei("check-config", "--config", str(path))
+    assert_clean_exit_2(
+        result,
+        str(path),
+        f"timezone: duplicate key at line {len(lines)} (first at line {first_tz})",
+        f"slack.channels.crisis: duplicate key at line {crisis + 2} (first at line {crisis + 1})",
+    )

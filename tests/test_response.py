@@ -17,7 +17,6 @@ from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.routing import oncall_at, quiet_until
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
-from monitor.alerting.surge import check_surge
 from monitor.case_actions import Actor
 from monitor.clock import FakeClock
 from monitor.collectors.http import HttpClient
@@ -208,17 +207,6 @@ def test_a_burst_of_p3_cases_is_grouped_and_the_group_edited(
     cycle(svc)
     assert group.edits == 1 and "处理中" in json.dumps(group.attachments, ensure_ascii=False)
     assert any("已确认" in m.text for m in slack.thread_of(group))
-
-
-def test_a_surge_in_one_category_raises_one_alert(
-    svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock
-) -> None:
-    appstore.reviews = reviews(6, content="重复扣款，扣了我两次钱")
-    run_source(svc, svc.settings.app.sources[0])
-    assert check_surge(svc.engine, svc.settings, clock.now()) == ["deduction"]
-    assert check_surge(svc.engine, svc.settings, clock.now()) == []
-    drain_outbox(svc.engine, sink_for(svc), svc.settings.app.outbox, clock, limit=100)
-    assert any("扣款" in m.text and "激增" in m.text for m in slack.posts_in("#complaints"))
 
 
 def test_heartbeat_health_and_deadman_alert(

@@ -219,9 +219,10 @@ def test_slash_command_status_ack_and_oncall(
         assert r.status_code == 200
         return dict(r.json())
 
-    assert f"#{case_id} P1 open" in command("status")["text"]
+    assert f"#{case_id} P1 待确认" in command("status")["text"]
     assert "已确认" in command(f"ack {case_id}")["text"]
-    assert "不能确认" in command(f"ack {case_id}")["text"]  # already acknowledged
+    again = command(f"ack {case_id}")["text"]  # already acknowledged
+    assert "当前状态为处理中，不能确认" in again and "acknowledged" not in again
     assert "当前值班：张伟" in command("oncall")["text"]
     assert "用法" in command("")["text"]
 
@@ -264,7 +265,7 @@ def test_socket_mode_runs_the_same_actions(
     listener(socket, SocketModeRequest(type="slash_commands", envelope_id="e2", payload=command))
     assert [r.envelope_id for r in client.responses] == ["e1", "e2"]
     assert "已确认工单" in client.responses[0].payload["text"]
-    assert "acknowledged" in client.responses[1].payload["text"]
+    assert "处理中" in client.responses[1].payload["text"]
     assert state_and_events(svc)[0] == "acknowledged"
 
 
@@ -272,3 +273,39 @@ def urlencode_payload_to_json(body: bytes) -> str:
     from urllib.parse import parse_qs
 
     return parse_qs(body.decode())["payload"][0]
+
+
+def test_status_says_how_many_it_lists_and_names_states_in_chinese(
+    web: str, svc: Services, clock: FakeClock
+) -> None:
+    states = ["open", "acknowledged", "reopened"]
+    with Session(svc.engine) as s, s.begin():
+        for n in range(42):
+            opened = clock.now() - timedelta(minutes=n)
+            s.add(
+                CaseRow(
+                    severity="P2",
+                    state=states[n % 3],
+                    source="appstore-cn",
+                    opened_at=opened,
+                    updated_at=opened,
+                )
+            )
+        s.add(
+            CaseRow(
+                severity="P1",
+                state="resolved",
+                source="x",
+                opened_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    body = urlencode({"command": "/koubei", "text": "status", "user_id": "U0CAROL001"}).encode()
+    r = httpx.post(f"{web}/slack/commands", content=body, headers=signed(body, clock))
+    text = r.json()["text"]
+    lines = text.splitlines()
+    assert lines[0] == "未结工单 42 个，显示前 20 个（按级别、开单时间排序）："
+    assert len([line for line in lines if line.startswith("• #")]) == 20
+    assert lines[-1] == "… 另有 22 个未列出"
+    assert "待确认" in text and "处理中" in text and "已重开" in text
+    assert not any(state in text for state in ("open", "acknowledged", "reopened", "resolved"))

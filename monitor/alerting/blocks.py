@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.classify.pii import mask_pii
 from monitor.config import GradePolicy
+from monitor.domain import CASE_STATE_NAMES
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 
 BODY_LIMIT = 700  # Slack section text allows 3,000; an alert should be read at a glance
@@ -47,12 +48,9 @@ SIGNAL_LABELS = {
 }
 
 
+STATE_ICONS = {"open": "🔴", "acknowledged": "🟡", "resolved": "✅", "reopened": "🔴"}
 STATE_LABELS = {
-    "open": "🔴 待确认",
-    "acknowledged": "🟡 处理中",
-    "resolved": "✅ 已解决",
-    "reopened": "🔴 重新打开",
-    "false_positive": "⚪ 误报",
+    state: f"{STATE_ICONS.get(state, '⚪')} {name}" for state, name in CASE_STATE_NAMES.items()
 }
 ACTIVE = ("open", "acknowledged", "reopened")
 

@@ -10,14 +10,23 @@ one new module here (imported below) plus its fixtures; nothing else changes.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import post_problem, text_id
 from monitor.config import SourceConfig
-from monitor.domain import RawPost
+from monitor.domain import RawPost, Rejected
+from monitor.errors import FetchError, describe
+
+log = logging.getLogger(__name__)
+# What a payload value may look like before it goes into a URL path or query:
+# platform ids are digits or short tokens, never slashes, dots, `?`, `%` or `#`.
+_URL_SAFE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 class CollectorOptions(BaseModel):
@@ -62,6 +71,56 @@ class Collector:
         self.revisit = list(revisit)
         # Kept between runs in source_state.memory (ETags, cursors); the pipeline saves it.
         self.memory: dict[str, Any] = memory if memory is not None else {}
+        # Items that could not be read: the pipeline quarantines them.
+        self.rejected: list[Rejected] = []
+        self.skipped = 0  # items left out because a value in them was unusable
+
+    def reject(self, raw: Any, error: str, external_id: object = None) -> None:
+        ident = text_id(external_id)
+        self.rejected.append(Rejected(self.source.name, ident or None, "parse", error, raw))
+
+    def read_item(
+        self, raw: Any, parse: Callable[[], RawPost | None], external_id: object = None
+    ) -> RawPost | None:
+        """Parse one item; one that cannot be read is set aside in `rejected`, not the page.
+
+        Fetch errors (the network, a block) still end the run: they are the
+        source's state, not the item's fault, and the next run reads the item.
+        """
+        try:
+            post = parse()
+        except FetchError:
+            raise
+        except Exception as exc:
+            self.reject(raw, describe(exc, limit=500), external_id)
+            return None
+        if post is None:
+            return None
+        problem = post_problem(post)
+        if problem is None and not post.external_id.strip():
+            problem = "the item has no id (kept in quarantine rather than merged with another post)"
+        if problem is not None:
+            self.reject(raw, problem, post.external_id or external_id)
+            return None
+        return post
+
+    def url_id(self, value: object, what: str = "id") -> str | None:
+        """`value` if it is safe to put into a URL; otherwise None, and the item is counted."""
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        if not isinstance(value, bool) and _URL_SAFE.fullmatch(text):
+            return text
+        self.skipped += 1
+        # Kept in quarantine like any unreadable item, so `koubei sources` shows it.
+        self.reject(
+            {what: str(value)[:200]}, f"the {what} {str(value)[:80]!a} cannot go into a URL"
+        )
+        log.warning(
+            "source %r: skipped an item whose %s %s cannot go into a URL",
+            self.source.name,
+            what,
+            ascii(str(value)[:80]),
+        )
+        return None
 
     def fetch(self, client: HttpClient) -> Iterator[RawPost]:
         """Yield the source's posts, newest first, as far back as this run should go."""

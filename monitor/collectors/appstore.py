@@ -7,20 +7,24 @@ Quirks this module handles (see SOURCES.md):
 - A page with one review carries `entry` as an object instead of a list.
 - Old feeds put an app-metadata entry first, without `im:rating`: skipped.
 - Every scalar is wrapped as {"label": ...}; `updated` has a Cupertino offset.
+
+One bad entry (no id, a bad date, a field that is not text, bytes that are
+not UTF-8) is rejected on its own; the rest of the page is read.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import Field
 
 from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import loads_json, text_id
 from monitor.domain import RawPost
 from monitor.errors import FetchError, ParseError
 
@@ -36,11 +40,36 @@ class AppStoreOptions(CollectorOptions):
     empty_page_delay_s: float = Field(default=2.0, ge=0)
 
 
-def _label(node: Any, default: str = "") -> str:
-    if isinstance(node, dict):
-        value = node.get("label", default)
-        return value if isinstance(value, str) else str(value)
-    return default
+def _label(node: Any, name: str, default: str = "") -> str:
+    """A {"label": ...} field as text; a list or object where text belongs is an error."""
+    if node is None:
+        return default
+    if not isinstance(node, dict):
+        raise ValueError(f"`{name}` is {type(node).__name__}, not {{'label': ...}}")
+    value = node.get("label")
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"`{name}.label` is {type(value).__name__}, not text")
+
+
+def _number(node: Any) -> int | None:
+    """A numeric label (rating, votes); anything unreadable counts as absent."""
+    value = node.get("label") if isinstance(node, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    attrs = node.get("attributes") if isinstance(node, dict) else None
+    return attrs if isinstance(attrs, dict) else {}
 
 
 def _entries(feed: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -60,7 +89,7 @@ def _last_page(feed: dict[str, Any]) -> int | None:
     if isinstance(links, dict):
         links = [links]
     for link in links if isinstance(links, list) else []:
-        attrs = link.get("attributes", {}) if isinstance(link, dict) else {}
+        attrs = _attributes(link)
         if attrs.get("rel") == "last":
             match = _PAGE_IN_URL.search(str(attrs.get("href", "")))
             if match:
@@ -86,8 +115,14 @@ class AppStore(Collector, kind="appstore"):
                 return
             entries, last = feed
             reached_known = False
+            url = self.page_url(page)
             for entry in entries:
-                post = self.parse_entry(entry, self.page_url(page))
+                ident = entry.get("id")
+                post = self.read_item(
+                    entry,
+                    partial(self.parse_entry, entry, url),
+                    external_id=ident.get("label") if isinstance(ident, dict) else None,
+                )
                 if post is None:
                     continue
                 reached_known = reached_known or self.is_known(post.external_id)
@@ -108,8 +143,8 @@ class AppStore(Collector, kind="appstore"):
             if response.status_code != 200:
                 raise FetchError(self.source.name, url, f"HTTP {response.status_code}")
             try:
-                data = response.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = loads_json(response.content)
+            except ValueError:
                 raise ParseError(self.source.name, url, "body is not JSON") from None
             feed = data.get("feed") if isinstance(data, dict) else None
             if not isinstance(feed, dict):
@@ -132,42 +167,37 @@ class AppStore(Collector, kind="appstore"):
     def parse_entry(self, entry: dict[str, Any], page_url: str) -> RawPost | None:
         if "im:rating" not in entry:
             return None  # app-metadata entry of old feeds
-        review_id = _label(entry.get("id"))
+        review_id = text_id(_label(entry.get("id"), "id"))
         if not review_id:
             raise ParseError(self.source.name, page_url, "a review entry has no id")
-        try:
-            rating: int | None = int(_label(entry.get("im:rating")))
-        except ValueError:
-            rating = None
+        rating = _number(entry.get("im:rating"))
         if rating is not None and not 1 <= rating <= 5:
             rating = None
-        updated = _label(entry.get("updated"))
+        updated = _label(entry.get("updated"), "updated")
         try:
             published = datetime.fromisoformat(updated) if updated else None
         except ValueError:
             raise ParseError(
-                self.source.name, page_url, f"review {review_id}: bad `updated` {updated!r}"
+                self.source.name, page_url, f"review {review_id}: bad `updated` {updated[:40]!r}"
             ) from None
-        author = entry.get("author", {})
-        link = entry.get("link", {})
+        author = entry.get("author")
+        link = entry.get("link")
         if isinstance(link, list):
             link = next((x for x in link if isinstance(x, dict)), {})
-        href = link.get("attributes", {}).get("href", "") if isinstance(link, dict) else ""
-        try:
-            votes = int(_label(entry.get("im:voteCount"), "0") or 0)
-        except ValueError:
-            votes = 0
+        href = _attributes(link).get("href")
         o = self.options
         return RawPost(
             source=self.source.name,
             kind=self.kind,
             external_id=review_id,
-            url=href or f"https://apps.apple.com/{o.country}/app/id{o.app_id}?see-all=reviews",
-            author=_label(author.get("name")) if isinstance(author, dict) else "",
-            title=_label(entry.get("title")),
-            body=_label(entry.get("content")),
+            url=href
+            if isinstance(href, str) and href
+            else f"https://apps.apple.com/{o.country}/app/id{o.app_id}?see-all=reviews",
+            author=_label(author.get("name"), "author.name") if isinstance(author, dict) else "",
+            title=_label(entry.get("title"), "title"),
+            body=_label(entry.get("content"), "content"),
             rating=rating,
-            app_version=_label(entry.get("im:version")) or None,
+            app_version=_label(entry.get("im:version"), "im:version") or None,
             published_at=published,
-            votes=votes,
+            votes=_number(entry.get("im:voteCount")) or 0,
         )

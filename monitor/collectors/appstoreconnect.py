@@ -14,12 +14,12 @@ the source names; it is never logged.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -31,8 +31,6 @@ from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
 from monitor.domain import PlatformState, RawPost
 from monitor.errors import FetchError, ParseError, SourceBlocked
-
-log = logging.getLogger(__name__)
 
 API_HOST = "https://api.appstoreconnect.apple.com"
 AUDIENCE = "appstoreconnect-v1"
@@ -196,11 +194,10 @@ class AppStoreConnect(Collector, kind="appstoreconnect"):
             raise ParseError(self.source.name, url, "no `data` list in the JSON")
         responses = _responses(data.get("included"))
         for item in items:
-            post = self.parse(item, responses)
-            if post is None:
-                log.warning("%s: skipped a review without a usable id or date", self.source.name)
-                continue
-            yield post
+            ident = item.get("id") if isinstance(item, dict) else None
+            post = self.read_item(item, partial(self.parse, item, responses), ident)
+            if post is not None:
+                yield post
 
     def parse(self, item: Any, responses: dict[str, dict[str, Any]]) -> RawPost | None:
         if not isinstance(item, dict) or item.get("type") != "customerReviews":
@@ -208,12 +205,12 @@ class AppStoreConnect(Collector, kind="appstoreconnect"):
         review_id = item.get("id")
         attrs = item.get("attributes")
         if not isinstance(review_id, str) or not _REVIEW_ID.match(review_id):
-            return None
+            raise ValueError(f"a review without a usable id ({str(review_id)[:80]!r})")
         if not isinstance(attrs, dict):
-            return None
+            raise ValueError(f"review {review_id} has no attributes")
         created = _date(attrs.get("createdDate"))
         if created is None:
-            return None
+            raise ValueError(f"review {review_id}: bad createdDate {attrs.get('createdDate')!r}")
         rating = attrs.get("rating")
         response = responses.get(_response_id(item) or "")
         return RawPost(

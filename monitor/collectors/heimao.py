@@ -20,6 +20,7 @@ import string
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from pydantic import Field
 
 from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import text_id
 from monitor.domain import PlatformState, RawPost
 from monitor.errors import FetchError, ParseError, SourceBlocked
 
@@ -131,34 +133,57 @@ class Heimao(Collector, kind="heimao"):
             reached_known = False
             for item in items:
                 main, author = item.get("main") or {}, item.get("author") or {}
-                sn = str(main.get("sn", "")).strip()
-                if not sn:
+                sn = text_id(main.get("sn")) if isinstance(main, dict) else ""  # never "None"
+                if not sn or not isinstance(author, dict):
+                    self.reject(item, "the complaint has no `main.sn` (or no `author` object)")
+                    continue
+                if (
+                    self.url_id(sn, "sn") is None
+                ):  # it goes into the detail URL: a path there is hostile
                     continue
                 key = (
-                    strip_html(main.get("title", "")),
-                    main.get("summary", ""),
-                    str(author.get("title", "")),
+                    strip_html(str(main.get("title") or "")),
+                    str(main.get("summary") or ""),
+                    str(author.get("title") or ""),
                 )
                 if key == previous:  # the same complaint filed against another company
                     continue
                 previous = key
                 reached_known = reached_known or self.is_known(sn)
                 seen.add(sn)
-                yield self.complaint(client, main, author)
+                if (post := self.complaint(client, {**main, "sn": sn}, author)) is not None:
+                    yield post
             if not items or page * self.options.page_size >= total:
                 break
             if self.stop_at_known and reached_known:
                 break
         for sn in self.revisit:  # open complaints not on the pages read: their pages tell
-            if sn not in seen:
-                yield self.complaint(client, {"sn": sn}, {})
+            if sn in seen or self.url_id(sn, "stored sn") is None:
+                continue
+            if (post := self.complaint(client, {"sn": sn}, {})) is not None:
+                yield post
 
     def complaint(
         self, client: HttpClient, main: dict[str, Any], author: dict[str, Any]
-    ) -> RawPost:
+    ) -> RawPost | None:
+        """The complaint with its page; None when its fields cannot be read (rejected).
+
+        The page's own failures (the network, a block, a changed layout) end the run.
+        """
         sn = str(main["sn"])
         url = f"{self.base_url}/complaint/view/{sn}/"
         detail = self.detail(client, url) if self.options.details else {}
+        parse = partial(self._post, sn, url, main, author, detail)
+        return self.read_item({"main": main, "author": author}, parse, sn)
+
+    def _post(
+        self,
+        sn: str,
+        url: str,
+        main: dict[str, Any],
+        author: dict[str, Any],
+        detail: dict[str, Any],
+    ) -> RawPost:
         status = detail.get("status") or STATUS_WORDS.get(_int(main.get("status")), "未知")
         evaluation = main.get("evaluate_u") or {}
         satisfaction = detail.get("satisfaction") or _int(evaluation.get("satisfaction")) or None

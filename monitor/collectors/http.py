@@ -1,6 +1,9 @@
 """The one HTTP client every collector uses: politeness and bounded retries built in.
 
-- a User-Agent that names us, timeouts on every request;
+- a User-Agent that names us, timeouts on every read and a total deadline on
+  every try (`http.deadline_s`: a source dripping bytes cannot hold us);
+- redirects followed only to the source's own host or the hosts configured
+  for it, never into our own network from a public source (redirects.py);
 - a per-host rate limit (requests per second, from config);
 - bounded retries with exponential backoff on timeouts, connection errors,
   5xx and 429, honouring Retry-After (capped, so a hostile value cannot stall us);
@@ -20,12 +23,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor.collectors.deadline import Deadlines, bound_by
+from monitor.collectors.redirects import Resolve, refusal, resolve_host
 from monitor.config import HttpConfig
 from monitor.errors import FetchError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+
+
+class RedirectRefused(Exception):
+    """A redirect the policy in redirects.py does not allow (becomes a FetchError)."""
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -78,18 +88,22 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        resolve: Resolve = resolve_host,
     ) -> None:
         self.config = config
         self._sleep = sleep
+        self._resolve = resolve
+        self._deadlines = Deadlines()
         self._limiter = HostRateLimiter(
             config.default_rate_per_s, config.rate_per_s, sleep=sleep, monotonic=monotonic
         )
         self._client = httpx.Client(
             headers={"User-Agent": config.user_agent},
             timeout=httpx.Timeout(config.timeout_s),
-            follow_redirects=True,
+            follow_redirects=False,  # followed in _exchange, host by host
             transport=transport,
         )
+        bound_by(self._client, self._deadlines)
 
     @property
     def raw(self) -> httpx.Client:
@@ -147,12 +161,20 @@ class HttpClient:
         for attempt in range(1, attempts + 1):
             self._limiter.wait(host)
             delay = self.config.backoff_base_s * (2 ** (attempt - 1))
+            began = time.monotonic()
             try:
-                response = self._client.request(
-                    method, url, params=params, headers=headers, json=json
-                )
+                with self._deadlines.within(self.config.deadline_s):
+                    response = self._exchange(method, url, params, headers, json)
+            except RedirectRefused as exc:
+                raise FetchError(source, url, str(exc)) from None
             except httpx.TimeoutException:
-                reason = f"timed out after {self.config.timeout_s:g}s"
+                if time.monotonic() - began >= self.config.deadline_s:
+                    reason = (
+                        f"no complete answer within http.deadline_s="
+                        f"{self.config.deadline_s:g}s (the server sends too slowly)"
+                    )
+                else:
+                    reason = f"timed out after {self.config.timeout_s:g}s"
             except httpx.TransportError as exc:
                 reason = f"connection failed ({type(exc).__name__})"
             else:
@@ -175,3 +197,26 @@ class HttpClient:
                 log.info("%s: %s from %s, retry %d in %.1fs", source, reason, shown, attempt, delay)
                 self._sleep(delay)
         raise FetchError(source, url, f"{reason} (gave up after {attempts} tries)")
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        json: object,
+    ) -> httpx.Response:
+        """One try: the request and the redirects the policy allows, bodies read."""
+        request = self._client.build_request(method, url, params=params, headers=headers, json=json)
+        origin = request.url
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._client.send(request)
+            target = response.next_request
+            if target is None:
+                return response
+            response.close()
+            why = refusal(origin, target.url, self.config.redirect_hosts, self._resolve)
+            if why is not None:
+                raise RedirectRefused(f"HTTP {response.status_code}: {why}")
+            request = target
+        raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from pydantic import Field
 
 from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import loads_json, text_field, text_id
 from monitor.domain import RawPost
 from monitor.errors import FetchError, ParseError
 
@@ -45,15 +47,17 @@ class Huawei(Collector, kind="huawei"):
             if data is None:  # the old form is gone: the token flow
                 data, token = self._new_api(client, page, token)
             items = data.get("list") or []
+            items = items if isinstance(items, list) else []
             reached_known = False
             for item in items:
-                post = self.parse(item)
+                ident = item.get("commentId") or item.get("id") if isinstance(item, dict) else None
+                post = self.read_item(item, partial(self.parse, item), ident)
                 if post is None or post.external_id in seen:
                     continue
                 seen.add(post.external_id)
                 reached_known = reached_known or self.is_known(post.external_id)
                 yield post
-            total = int(data.get("totalPages") or 0)
+            total = _int(data.get("totalPages"))
             if not items or page >= total or (self.stop_at_known and reached_known):
                 return
 
@@ -109,10 +113,8 @@ class Huawei(Collector, kind="huawei"):
             raise ParseError(self.source.name, url, "no interface code in the answer")
         return str(token)
 
-    def parse(self, item: dict[str, Any]) -> RawPost | None:
-        ident = str(item.get("commentId") or item.get("id") or "")
-        if not ident:
-            return None
+    def parse(self, item: dict[str, Any]) -> RawPost:
+        ident = text_id(item.get("commentId")) or text_id(item.get("id"))  # never "None"
         try:
             rating: int | None = int(str(item.get("rating", "")))
         except ValueError:
@@ -122,19 +124,26 @@ class Huawei(Collector, kind="huawei"):
             kind=self.kind,
             external_id=ident,
             url=f"https://appgallery.huawei.com/app/{self.options.appid}",
-            author=str(item.get("accountName") or item.get("nickName") or ""),
-            title=str(item.get("title") or ""),
-            body=str(item.get("commentInfo") or ""),
+            author=text_field(item.get("accountName") or item.get("nickName"), "accountName"),
+            title=text_field(item.get("title"), "title"),
+            body=text_field(item.get("commentInfo"), "commentInfo"),
             rating=rating if rating is not None and 1 <= rating <= 5 else None,
-            app_version=str(item.get("versionName") or "") or None,
+            app_version=text_field(item.get("versionName"), "versionName") or None,
             published_at=_local(str(item.get("operTime") or "")),
-            votes=int(item.get("approveCounts") or 0),
+            votes=_int(item.get("approveCounts")),
         )
 
 
-def _json(response: httpx.Response) -> dict[str, Any] | None:
+def _int(value: object) -> int:
     try:
-        data = response.json()
+        return int(str(value or 0))
+    except ValueError:
+        return 0
+
+
+def _json(response: httpx.Response) -> dict[str, Any] | None:
+    try:  # one comment's bad bytes spoil that comment only (read_item rejects it)
+        data = loads_json(response.content)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

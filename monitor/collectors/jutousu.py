@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from bs4 import BeautifulSoup
 from pydantic import Field
 
 from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import text_field, text_id
 from monitor.domain import RawPost
 from monitor.errors import FetchError, ParseError, SourceBlocked
 
@@ -58,28 +61,36 @@ class Jutousu(Collector, kind="jutousu"):
                 return
             reached_known = False
             for item in posts:
-                if not isinstance(item, dict) or not item.get("id"):
+                ident = text_id(item.get("id")) if isinstance(item, dict) else ""
+                if not ident:  # never "None", never merged with another complaint
+                    self.reject(item, "the complaint has no `id`")
                     continue
-                ident = str(item["id"])
+                if self.url_id(ident) is None:  # it goes into the detail URL
+                    continue
                 reached_known = reached_known or self.is_known(ident)
                 link = f"{self.base_url}/tousu/show/id/{ident}"
                 body = self.full_text(client, link) if self.options.details else ""
-                yield RawPost(
-                    source=self.source.name,
-                    kind=self.kind,
-                    external_id=ident,
-                    url=link,
-                    author=str(item.get("username", "")),
-                    title=BeautifulSoup(str(item.get("title", "")), "html.parser").get_text(),
-                    body=body or str(item.get("shortTopic", "")),
-                    rating=None,
-                    app_version=None,
-                    published_at=datetime.fromtimestamp(int(item["ctime"]), UTC)
-                    if item.get("ctime")
-                    else None,
-                )
+                post = self.read_item(item, partial(self.parse, item, ident, link, body), ident)
+                if post is not None:
+                    yield post
             if self.stop_at_known and reached_known:
                 return
+
+    def parse(self, item: dict[str, Any], ident: str, link: str, body: str) -> RawPost:
+        return RawPost(
+            source=self.source.name,
+            kind=self.kind,
+            external_id=ident,
+            url=link,
+            author=text_field(item.get("username"), "username"),
+            title=BeautifulSoup(text_field(item.get("title"), "title"), "html.parser").get_text(),
+            body=body or text_field(item.get("shortTopic"), "shortTopic"),
+            rating=None,
+            app_version=None,
+            published_at=datetime.fromtimestamp(int(item["ctime"]), UTC)
+            if item.get("ctime")
+            else None,
+        )
 
     def full_text(self, client: HttpClient, url: str) -> str:
         soup = BeautifulSoup(self._get(client, url), "html.parser")

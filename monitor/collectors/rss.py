@@ -11,6 +11,7 @@ import calendar
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import feedparser
@@ -53,6 +54,25 @@ class Rss(Collector, kind="rss"):
             return False
         return not any(k.lower() in lowered for k in self.options.exclude)
 
+    def parse(self, entry: Any) -> RawPost:
+        title = _text(entry.get("title", ""))
+        content = entry.get("content") or [{}]
+        body = _text(content[0].get("value") or entry.get("summary", ""))
+        link = entry.get("link", "")
+        ident = entry.get("id") or link or hashlib.sha1(f"{title}{body}".encode()).hexdigest()
+        return RawPost(
+            source=self.source.name,
+            kind=self.kind,
+            external_id=str(ident)[:128],
+            url=link or self.url,
+            author=_text(entry.get("author", "")),
+            title=title,
+            body=body,
+            rating=None,
+            app_version=None,
+            published_at=_when(entry),
+        )
+
     def fetch(self, client: HttpClient) -> Iterator[RawPost]:
         headers = {}
         if etag := self.memory.get("etag"):
@@ -69,25 +89,9 @@ class Rss(Collector, kind="rss"):
         if not feed.get("version"):  # feedparser names the format it recognised
             raise ParseError(self.source.name, self.url, "not an RSS or Atom feed")
         for entry in feed.get("entries", [])[: self.options.max_items]:
-            title = _text(entry.get("title", ""))
-            content = entry.get("content") or [{}]
-            body = _text(content[0].get("value") or entry.get("summary", ""))
-            if not self.wanted(f"{title} {body}"):
-                continue
-            link = entry.get("link", "")
-            ident = entry.get("id") or link or hashlib.sha1(f"{title}{body}".encode()).hexdigest()
-            yield RawPost(
-                source=self.source.name,
-                kind=self.kind,
-                external_id=str(ident)[:128],
-                url=link or self.url,
-                author=_text(entry.get("author", "")),
-                title=title,
-                body=body,
-                rating=None,
-                app_version=None,
-                published_at=_when(entry),
-            )
+            post = self.read_item(dict(entry), partial(self.parse, entry), entry.get("id"))
+            if post is not None and self.wanted(f"{post.title} {post.body}"):
+                yield post
         # Remember validators only once the whole feed was read.
         for key, header in (("etag", "ETag"), ("last_modified", "Last-Modified")):
             if response.headers.get(header):

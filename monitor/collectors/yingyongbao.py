@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from bs4 import BeautifulSoup
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from monitor.collectors import Collector, CollectorOptions
 from monitor.collectors.http import HttpClient
+from monitor.collectors.payload import text_field, text_id
 from monitor.domain import RawPost
 from monitor.errors import FetchError, ParseError
 
@@ -62,23 +64,30 @@ class Yingyongbao(Collector, kind="yingyongbao"):
         except json.JSONDecodeError:
             raise ParseError(self.source.name, url, "__NEXT_DATA__ is not JSON") from None
         for item in review_items(data):
-            comment, user = item["comment"], item.get("user") or {}
-            score = (comment.get("mulDimensionScore") or {}).get("total")
-            try:
-                rating: int | None = round(float(score)) if score is not None else None
-            except (TypeError, ValueError):
-                rating = None
-            created = comment.get("createTime")
-            yield RawPost(
-                source=self.source.name,
-                kind=self.kind,
-                external_id=str(comment.get("commentID", "")),
-                url=url,
-                author=str(user.get("nickName", "")),
-                title="",
-                body=str(comment.get("content", "")),
-                rating=rating if rating is not None and 1 <= rating <= 5 else None,
-                app_version=None,
-                published_at=datetime.fromtimestamp(int(created), UTC) if created else None,
-                votes=int(comment.get("praiseNum") or 0),
+            post = self.read_item(
+                item, partial(self.parse, item, url), item["comment"].get("commentID")
             )
+            if post is not None:
+                yield post
+
+    def parse(self, item: dict[str, Any], url: str) -> RawPost:
+        comment, user = item["comment"], item.get("user") or {}
+        score = (comment.get("mulDimensionScore") or {}).get("total")
+        try:
+            rating: int | None = round(float(score)) if score is not None else None
+        except (TypeError, ValueError, OverflowError):
+            rating = None
+        created = comment.get("createTime")
+        return RawPost(
+            source=self.source.name,
+            kind=self.kind,
+            external_id=text_id(comment.get("commentID")),  # null is no id, never "None"
+            url=url,
+            author=text_field(user.get("nickName"), "user.nickName"),
+            title="",
+            body=text_field(comment.get("content"), "comment.content"),
+            rating=rating if rating is not None and 1 <= rating <= 5 else None,
+            app_version=None,
+            published_at=datetime.fromtimestamp(int(created), UTC) if created else None,
+            votes=int(comment.get("praiseNum") or 0),
+        )

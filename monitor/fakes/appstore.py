@@ -1,4 +1,10 @@
-"""A fake App Store customer-review RSS server with Apple's quirks, switchable per test."""
+"""A fake App Store customer-review RSS server with Apple's quirks, switchable per test.
+
+Hostile input is served in the same format: `Review.fields` replaces whole
+entry fields (a null id, `link.attributes` as a string), and
+`Quirks.byte_patches` rewrites the encoded page (invalid UTF-8, nesting deeper
+than JSON libraries recurse) where a dict cannot say it.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +33,11 @@ class Review:
     version: str = "5.2.0"
     votes: int = 0
     vote_sum: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces entry fields as given
 
     def entry(self, app_id: str) -> dict[str, Any]:
         """One feed entry, keys in Apple's order, every scalar wrapped in {"label": ...}."""
-        return {
+        entry: dict[str, Any] = {
             "author": {
                 "uri": {
                     "label": f"https://itunes.apple.com/cn/reviews/id{zlib.crc32(self.author.encode())}"
@@ -54,6 +61,7 @@ class Review:
             "im:contentType": {"attributes": {"term": "Application", "label": "应用"}},
             "im:voteCount": {"label": str(self.votes)},
         }
+        return entry | self.fields
 
 
 @dataclass
@@ -65,6 +73,11 @@ class Quirks:
     retry_after: str = "1"
     app_metadata_entry: bool = False  # old feeds: an app entry without im:rating first
     omit_updated: bool = False
+    # Applied to the encoded JSON page: bytes a JSON encoder would never write.
+    byte_patches: dict[bytes, bytes] = field(default_factory=dict)
+    # Location headers to answer with (302) before serving, one request each: a
+    # store front that moved, or a hostile answer pointing into our network.
+    redirects: list[str] = field(default_factory=list)
 
 
 class FakeAppStore(FakeServer):
@@ -92,6 +105,8 @@ class FakeAppStore(FakeServer):
             params = {m.group(1).lower(): m.group(2) for s in segments if (m := _SEG.match(s))}
             if params.get("id") != self.app_id or "json" not in segments:
                 return Response(404, "not found")
+            if self.quirks.redirects:
+                return Response(302, "", {"Location": self.quirks.redirects.pop(0)})
             page = int(params.get("page", "1"))
             if page > MAX_DEPTH:
                 return Response(400, "CustomerReviews RSS page depth is limited to 10")
@@ -104,7 +119,10 @@ class FakeAppStore(FakeServer):
             if self.quirks.empty_pages.get(page, 0) > 0:
                 self.quirks.empty_pages[page] -= 1
                 feed.pop("entry", None)
-            return Response(200, {"feed": feed})
+            response = Response(200, {"feed": feed})
+            for old, new in self.quirks.byte_patches.items():
+                response.body = response.body.replace(old, new)
+            return response
 
     def _feed(self, page: int) -> dict[str, Any]:
         last = max(1, min(MAX_DEPTH, -(-len(self.reviews) // PAGE_SIZE)))

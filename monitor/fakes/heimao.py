@@ -36,6 +36,7 @@ class Complaint:
     completed: datetime | None = None
     stars: tuple[int, int, int] | None = None  # 服务态度, 处理速度, 满意度
     collective: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces `main` fields (hostile)
 
     @property
     def summary(self) -> str:
@@ -50,6 +51,8 @@ class HeimaoFaults:
     changed_layout: bool = False
     jsonp: bool = False
     delay_s: float = 0.0
+    # Serve the first item with this `sn` (a tampered or broken answer, e.g. a path).
+    first_sn: str | None = None
 
 
 class FakeHeimao(FakeServer):
@@ -95,7 +98,7 @@ class FakeHeimao(FakeServer):
                     "timestamp": str(int(c.filed.timestamp())),
                     "url": f"//tousu.sina.com.cn/complaint/view/{int(c.sn) + offset}/?sld=a1b2",
                     "cotitle": company,
-                }
+                } | c.fields
                 if c.stars:
                     main["evaluate_u"] = {
                         "attitude": c.stars[0],
@@ -104,6 +107,8 @@ class FakeHeimao(FakeServer):
                         "evalContent": "还可以",
                     }
                 items.append({"main": main, "author": {"title": c.author, "avatar": ""}})
+        if items and self.faults.first_sn is not None:
+            items[0]["main"]["sn"] = self.faults.first_sn
         return items
 
     def _list(self, q: dict[str, str]) -> Response:

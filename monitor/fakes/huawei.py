@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.fakes.server import FakeServer, Request, Response
@@ -16,6 +16,7 @@ class Comment:
     rating: int
     when: str  # local "YYYY-MM-DD HH:MM"
     version: str = "5.3.0"
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces item fields (hostile)
 
 
 class FakeHuawei(FakeServer):
@@ -48,6 +49,7 @@ class FakeHuawei(FakeServer):
                 "approveCounts": 0,
                 "replyCounts": 0,
             }
+            | c.fields
             for c in chunk
         ]
         pages = -(-len(self.comments) // self.page_size)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.fakes.server import FakeServer, Request, Response
@@ -19,6 +19,7 @@ class Post:
     text: str
     username: str
     ctime: int
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces list-item fields (hostile)
 
 
 class FakeJutousu(FakeServer):
@@ -45,6 +46,7 @@ class FakeJutousu(FakeServer):
                         "username": p.username,
                         "ctime": p.ctime,
                     }
+                    | p.fields
                     for p in chunk
                 ]
             }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.fakes.server import FakeServer, Request, Response
@@ -17,6 +17,7 @@ class Comment:
     created: int  # epoch seconds
     score: float
     praise: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)  # replaces `comment` fields (hostile)
 
 
 class FakeYingyongbao(FakeServer):
@@ -38,7 +39,8 @@ class FakeYingyongbao(FakeServer):
                     "mulDimensionScore": {"total": c.score},
                     "praiseNum": c.praise,
                     "replyNum": 0,
-                },
+                }
+                | c.fields,
                 "user": {"nickName": c.nick},
             }
             for c in self.comments

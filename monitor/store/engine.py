@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from monitor.errors import StoreError
@@ -26,7 +28,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite:///"):
         db_path = url[len("sqlite:///") :]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder for the SQLite database {db_path}: "
+                    f"{exc.strerror}. Set store.sqlite_path to a writable place."
+                ) from None
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -63,10 +71,36 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one instance at a time migrates a schema.
+
+    Instances started together on a fresh database would otherwise all create
+    the same tables at once, and all but one fail (a unique violation in the
+    catalogue). The others wait here, then find the schema already at head.
+    SQLite needs none: its migration transaction takes the write lock.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        # A session lock on its own connection, keyed by the schema being migrated,
+        # so instances of other schemas in the same database do not wait for it.
+        lock_id = conn.execute(
+            text("SELECT hashtext('koubei-migrate:' || coalesce(current_schema(), ''))")
+        ).scalar_one()
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest version; safe to run at every start."""
+    """Bring the schema to the newest version; safe to run at every start, by many at once."""
     try:
-        command.upgrade(alembic_config(engine), "head")
+        with _migration_lock(engine):
+            command.upgrade(alembic_config(engine), "head")
     except OperationalError as exc:
         where = redact(engine.url.render_as_string(hide_password=True))
         raise StoreError(

@@ -214,3 +214,28 @@ class MinhashBandRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     band: str = Field(max_length=16, index=True)
     post_id: int = Field(foreign_key="posts.id", index=True)
+
+
+class QuarantineRow(SQLModel, table=True):
+    """An item a source sent that could not be stored as a post, kept with its error.
+
+    One row per item however often it is read again: (source, fingerprint) is
+    unique, and `seen` counts the runs that met it. An item later stored as a
+    post leaves quarantine.
+    """
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        UniqueConstraint("source", "fingerprint", name="uq_quarantine_source_fingerprint"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64, index=True)
+    external_id: str | None = Field(default=None, max_length=128)
+    fingerprint: str = Field(max_length=64)
+    stage: str = Field(max_length=16)  # parse, normalize or store
+    error: str
+    raw: str  # the item as read, bounded and made printable
+    first_seen_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    seen: int = 1

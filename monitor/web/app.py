@@ -6,6 +6,11 @@
 
 Slack wants an answer within 3 seconds: actions only touch the database, and
 the outbox is drained after the response is sent.
+
+The body is read on the event loop, a chunk at a time and never past
+`serve.max_body_bytes` (413), before its signature is checked. Everything that
+touches the database runs in plain `def` handlers, which FastAPI runs in its
+thread pool, so a slow database holds one request, not the whole server.
 """
 
 from __future__ import annotations
@@ -14,17 +19,39 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.watchdog import health
 from monitor.web.interactions import Interactions
+from monitor.web.payloads import BadPayload
 from monitor.web.verify import Rejected, verify
 
 log = logging.getLogger(__name__)
+
+
+async def capped_body(request: Request) -> bytes:
+    """The raw body, refused (413) as soon as it is known to be over the app's limit."""
+    limit: int = request.app.state.max_body_bytes
+    too_large = Rejected(413, f"request body over {limit} bytes (serve.max_body_bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Body = Annotated[bytes, Depends(capped_body)]
 
 
 def create_app(
@@ -35,9 +62,22 @@ def create_app(
     app = FastAPI(title="Koubei", docs_url=None, redoc_url=None)
     engine, clock = interactions.engine, interactions.clock
     stale = timedelta(seconds=interactions.settings.policy.watchdog.stale_after_seconds)
+    app.state.max_body_bytes = interactions.settings.app.serve.max_body_bytes
 
-    async def verified_form(request: Request) -> dict[str, str]:
-        body = await request.body()
+    @app.exception_handler(Rejected)
+    def refused(_request: Request, exc: Rejected) -> JSONResponse:
+        log.warning("slack request refused: %s", exc.reason)
+        return JSONResponse({"ok": False, "error": exc.reason}, status_code=exc.status)
+
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OperationalError)
+    def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # Never the driver's message: it can hold the host, the user and bound values.
+        log.error("slack request failed: the database did not answer (%s)", type(exc).__name__)
+        error = "the database is unavailable; Slack may retry, or try again shortly"
+        return JSONResponse({"ok": False, "error": error}, status_code=503)
+
+    def verified_form(request: Request, body: bytes) -> dict[str, str]:
         verify(
             engine,
             signing_secret,
@@ -46,46 +86,50 @@ def create_app(
             request.headers.get("X-Slack-Signature"),
             body,
         )
-        return {k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()}
-
-    def refused(exc: Rejected) -> JSONResponse:
-        log.warning("slack request refused: %s", exc.reason)
-        return JSONResponse({"ok": False, "error": exc.reason}, status_code=exc.status)
+        try:
+            fields = parse_qs(body.decode("utf-8"), max_num_fields=100)
+        except (UnicodeDecodeError, ValueError):
+            raise Rejected(400, "body is not a UTF-8 form with at most 100 fields") from None
+        return {k: v[-1] for k, v in fields.items()}
 
     @app.post("/slack/actions")
-    async def actions(request: Request, background: BackgroundTasks) -> Any:
-        try:
-            form = await verified_form(request)
-        except Rejected as exc:
-            return refused(exc)
+    def actions(request: Request, body: Body, background: BackgroundTasks) -> Any:
+        form = verified_form(request, body)
         try:
             payload = json.loads(form.get("payload", "{}"))
-        except json.JSONDecodeError:
-            return JSONResponse({"ok": False, "error": "payload is not JSON"}, status_code=400)
-        result = interactions.handle_payload(payload)
+        except (json.JSONDecodeError, RecursionError):
+            raise Rejected(400, "payload is not JSON") from None
+        try:
+            result = interactions.handle_payload(payload)
+        except BadPayload as exc:
+            raise Rejected(400, f"malformed payload: {exc.reason}") from None
         if after_action is not None:
             background.add_task(after_action)
         return JSONResponse(result)
 
     @app.post("/slack/commands")
-    async def commands(request: Request, background: BackgroundTasks) -> Any:
-        try:
-            form = await verified_form(request)
-        except Rejected as exc:
-            return refused(exc)
-        result = interactions.command(form)
+    def commands(request: Request, body: Body, background: BackgroundTasks) -> Any:
+        # A bad argument is answered inside: Slack shows a command's reply only with 200.
+        result = interactions.command(verified_form(request, body))
         if after_action is not None:
             background.add_task(after_action)
         return JSONResponse(result)
 
     @app.get("/healthz")
     def healthz() -> Any:
-        state = health(engine, clock.now(), stale)
-        body = {
+        try:
+            state = health(engine, clock.now(), stale)
+        except SQLAlchemyError as exc:
+            log.error("healthz: the database did not answer (%s)", type(exc).__name__)
+            down = {"ok": False, "down": ["database"], "error": "the database does not answer"}
+            return JSONResponse(down, status_code=503)
+        body: dict[str, Any] = {
             "ok": state.ok,
             "last_heartbeat": state.last_beat.isoformat() if state.last_beat else None,
             "age_seconds": state.age_seconds,
         }
+        if not state.ok:
+            body["down"] = ["scheduler"]
         return JSONResponse(body, status_code=200 if state.ok else 503)
 
     return app

@@ -18,14 +18,18 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from monitor import case_actions
+from monitor.alerting.blocks import escape_mrkdwn
 from monitor.alerting.routing import oncall_at
 from monitor.case_actions import ACTIVE, ActionRefused, Actor
 from monitor.clock import Clock
 from monitor.config import Settings
+from monitor.domain import case_state_name
 from monitor.store.tables import CaseRow
+from monitor.web.payloads import BadPayload, case_id, items, mapping, text
 
 log = logging.getLogger(__name__)
 RESOLVE_CALLBACK = "koubei_resolve_modal"
+STATUS_LIMIT = 20  # cases listed by `/koubei status`; Slack truncates long ephemeral text
 Action = Callable[[Session, Settings, CaseRow, Actor, datetime], str]
 
 BUTTONS: dict[str, Action] = {
@@ -47,7 +51,10 @@ class Interactions:
     clock: Clock
     slack: WebClient | None = None  # for views.open; None without a bot token
 
-    def handle_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def handle_payload(self, payload: object) -> dict[str, Any]:
+        """Answer a button click or a modal submission; BadPayload when it is malformed."""
+        if not isinstance(payload, dict):
+            raise BadPayload("payload: expected a JSON object")
         kind = payload.get("type")
         if kind == "block_actions":
             return self.block_actions(payload)
@@ -58,21 +65,22 @@ class Interactions:
     # --- buttons --------------------------------------------------------------
 
     def block_actions(self, payload: dict[str, Any]) -> dict[str, Any]:
+        user = mapping(payload.get("user"), "user")
         actor = Actor(
-            str(payload.get("user", {}).get("id", "")) or "unknown",
-            str(payload.get("user", {}).get("name", "")),
+            text(user.get("id"), "user.id") or "unknown", text(user.get("name"), "user.name")
         )
+        trigger_id = text(payload.get("trigger_id"), "trigger_id")
         results = []
-        for action in payload.get("actions", []):
-            action_id = str(action.get("action_id", ""))
-            try:
-                case_id = int(action.get("value", ""))
-            except ValueError:
-                continue
+        for i, raw in enumerate(items(payload.get("actions"), "actions")):
+            action = mapping(raw, f"actions[{i}]", optional=False)
+            action_id = text(action.get("action_id"), f"actions[{i}].action_id")
+            if action_id != "koubei_resolve" and action_id not in BUTTONS:
+                continue  # not one of ours (a link button, another app's element)
+            target = case_id(action.get("value"), f"actions[{i}].value")
             if action_id == "koubei_resolve":
-                results.append(self._open_resolve_modal(payload.get("trigger_id"), case_id))
-            elif action_id in BUTTONS:
-                results.append(self.run(case_id, actor, BUTTONS[action_id]))
+                results.append(self._open_resolve_modal(trigger_id, target))
+            else:
+                results.append(self.run(target, actor, BUTTONS[action_id]))
         return ephemeral("\n".join(results)) if results else {}
 
     def run(self, case_id: int, actor: Actor, action: Action) -> str:
@@ -85,31 +93,34 @@ class Interactions:
         except ActionRefused as exc:
             return str(exc)
 
-    def _open_resolve_modal(self, trigger_id: object, case_id: int) -> str:
+    def _open_resolve_modal(self, trigger_id: str, target: int) -> str:
         if self.slack is None or not trigger_id:
-            return f"用 `/koubei resolve {case_id} 处理说明` 解决工单"
+            return f"用 `/koubei resolve {target} 处理说明` 解决工单"
         try:
-            self.slack.views_open(trigger_id=str(trigger_id), view=resolve_modal(case_id))
+            self.slack.views_open(trigger_id=trigger_id, view=resolve_modal(target))
         except SlackApiError as exc:
             log.warning("views.open failed: %s", exc.response.get("error"))
-            return f"无法打开表单；用 `/koubei resolve {case_id} 处理说明` 解决工单"
+            return f"无法打开表单；用 `/koubei resolve {target} 处理说明` 解决工单"
         return ""
 
     # --- the resolve modal ----------------------------------------------------
 
     def view_submission(self, payload: dict[str, Any]) -> dict[str, Any]:
-        view = payload.get("view", {})
+        view = mapping(payload.get("view"), "view")
         if view.get("callback_id") != RESOLVE_CALLBACK:
             return {}
-        case_id = int(view.get("private_metadata", "0"))
-        values = view.get("state", {}).get("values", {})
+        target = case_id(view.get("private_metadata"), "view.private_metadata")
+        values = mapping(mapping(view.get("state"), "view.state").get("values"), "values")
         note = _input(values, "note")
         replied = _option(values, "replied") == "yes"
         url = _input(values, "reply_url") or None
         sat_text = _option(values, "satisfaction")
         if replied and not url:
             return {"response_action": "errors", "errors": {"reply_url": "请填写公开回复的链接"}}
-        actor = Actor(str(payload.get("user", {}).get("id", "unknown")))
+        if sat_text and sat_text not in ("1", "2", "3", "4", "5"):
+            raise BadPayload(f"satisfaction: {sat_text[:24]!r} is not one of the options 1-5")
+        user = mapping(payload.get("user"), "user")
+        actor = Actor(text(user.get("id"), "user.id") or "unknown")
 
         def act(
             session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime
@@ -122,10 +133,10 @@ class Interactions:
                 now,
                 note=note,
                 public_reply_url=url if replied else None,
-                satisfaction=int(sat_text) if sat_text and sat_text.isdigit() else None,
+                satisfaction=int(sat_text) if sat_text else None,
             )
 
-        message = self.run(case_id, actor, act)
+        message = self.run(target, actor, act)
         if not message.endswith("已解决"):
             return {"response_action": "errors", "errors": {"note": message}}
         return {"response_action": "clear"}
@@ -133,6 +144,8 @@ class Interactions:
     # --- /koubei --------------------------------------------------------------
 
     def command(self, form: dict[str, str]) -> dict[str, Any]:
+        """Answer `/koubei ...`. Slack wants every answer, errors included, as HTTP 200
+        with a message for the user, so a bad argument is an ephemeral reply."""
         words = form.get("text", "").split(maxsplit=2)
         actor = Actor(form.get("user_id", "unknown"), form.get("user_name", ""))
         sub = words[0].lower() if words else "help"
@@ -140,10 +153,14 @@ class Interactions:
             return ephemeral(self.status())
         if sub == "oncall":
             return ephemeral(self.oncall())
-        if sub in ("ack", "resolve") and len(words) >= 2 and words[1].lstrip("#").isdigit():
-            case_id = int(words[1].lstrip("#"))
+        if sub in ("ack", "resolve") and len(words) >= 2:
+            try:
+                target = case_id(words[1], "case")
+            except BadPayload:
+                shown = escape_mrkdwn(words[1] if len(words[1]) <= 24 else words[1][:24] + "…")
+                return ephemeral(f"没有工单 {shown}：工单号是 `/koubei status` 列出的数字，如 12")
             if sub == "ack":
-                return ephemeral(self.run(case_id, actor, case_actions.acknowledge))
+                return ephemeral(self.run(target, actor, case_actions.acknowledge))
             note = words[2] if len(words) > 2 else ""
 
             def act(
@@ -151,7 +168,7 @@ class Interactions:
             ) -> str:
                 return case_actions.resolve(session, settings, case, who, now, note=note)
 
-            return ephemeral(self.run(case_id, actor, act))
+            return ephemeral(self.run(target, actor, act))
         return ephemeral(
             "用法：`/koubei status` 未结工单 · `/koubei ack 12` 确认 · "
             "`/koubei resolve 12 处理说明` 解决 · `/koubei oncall` 当前值班"
@@ -171,12 +188,19 @@ class Interactions:
         if not cases:
             return "没有未结工单 🎉"
         tz = ZoneInfo(self.settings.app.timezone)
-        lines = [f"未结工单 {len(cases)} 个："]
-        for case in cases[:20]:
+        shown = cases[:STATUS_LIMIT]
+        head = f"未结工单 {len(cases)} 个"
+        if len(cases) > len(shown):
+            head += f"，显示前 {len(shown)} 个（按级别、开单时间排序）"
+        lines = [head + "："]
+        for case in shown:
             owner = f"<@{case.owner}>" if case.owner else "无人负责"
             due = case.ack_due if case.state != "acknowledged" else case.resolve_due
             due_text = due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—"
-            lines.append(f"• #{case.id} {case.severity} {case.state} · {owner} · 时限 {due_text}")
+            state = case_state_name(case.state)
+            lines.append(f"• #{case.id} {case.severity} {state} · {owner} · 时限 {due_text}")
+        if len(cases) > len(shown):
+            lines.append(f"… 另有 {len(cases) - len(shown)} 个未列出")
         return "\n".join(lines)
 
     def oncall(self) -> str:
@@ -187,13 +211,18 @@ class Interactions:
         return f"当前值班：{person.name} <@{person.slack}>"
 
 
+def _element(values: dict[str, Any], block: str) -> dict[str, Any]:
+    """The state of the modal's input `block` (its element has the same action id)."""
+    return mapping(mapping(values.get(block), block).get(block), f"{block}.{block}")
+
+
 def _input(values: dict[str, Any], block: str) -> str:
-    return str(values.get(block, {}).get(block, {}).get("value") or "").strip()
+    return text(_element(values, block).get("value"), f"{block}.value").strip()
 
 
 def _option(values: dict[str, Any], block: str) -> str:
-    selected = values.get(block, {}).get(block, {}).get("selected_option") or {}
-    return str(selected.get("value") or "")
+    selected = mapping(_element(values, block).get("selected_option"), f"{block}.selected_option")
+    return text(selected.get("value"), f"{block}.selected_option.value")
 
 
 def resolve_modal(case_id: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from monitor.web.interactions import Interactions
+from monitor.web.payloads import BadPayload
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,16 @@ def make_listener(
 ) -> Callable[[BaseSocketModeClient, SocketModeRequest], None]:
     def listener(client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         payload: dict[str, Any] = dict(request.payload or {})
-        if request.type == "interactive":
-            body = interactions.handle_payload(payload)
-        elif request.type == "slash_commands":
-            body = interactions.command({k: str(v) for k, v in payload.items()})
-        else:
+        try:
+            if request.type == "interactive":
+                body = interactions.handle_payload(payload)
+            elif request.type == "slash_commands":
+                body = interactions.command({k: str(v) for k, v in payload.items()})
+            else:
+                body = {}
+        except BadPayload as exc:
+            # Still acknowledged, or Slack retries the same malformed payload.
+            log.warning("socket mode payload refused: %s", exc.reason)
             body = {}
         # Acknowledge within 3 seconds, with the answer as the ack's payload.
         client.send_socket_mode_response(
