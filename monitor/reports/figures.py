@@ -586,6 +586,9 @@ PUBLIC_SUMMARY = (
     "fifteen_day_rate",
     "rated",
     "satisfaction_rate",
+    "followup_due",
+    "followed_up",
+    "followup_rate",
 )
 
 
