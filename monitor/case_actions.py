@@ -8,7 +8,7 @@ the case's thread and edits its message, all in the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -177,6 +177,38 @@ def resolve(
     text = f"🎉 {actor.mention} 已解决：{escape_mrkdwn(case.resolution_note)}{extra}"
     announce(session, settings, case, event, text, now)
     return f"工单 #{case.id} 已解决"
+
+
+def reopen(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str,
+) -> str:
+    """A resolved case is open again: it needs resolving anew, within the grade's time."""
+    _require(case, (CaseState.RESOLVED.value,), "重开")
+    if not reason.strip():
+        raise ActionRefused("请填写重开原因")
+    previous = case.resolved_at
+    case.state = CaseState.REOPENED.value
+    case.resolved_at = None
+    resolve_minutes = settings.policy.grade(Severity(case.severity)).resolve_minutes
+    case.resolve_due = None if resolve_minutes is None else now + timedelta(minutes=resolve_minutes)
+    event = _event(
+        session,
+        case,
+        "reopened",
+        actor,
+        now,
+        reason=reason.strip(),
+        previous_resolved_at=previous.isoformat() if previous else None,
+    )
+    text = f"🔁 {actor.mention} 重开工单：{escape_mrkdwn(reason.strip())}"
+    announce(session, settings, case, event, text, now)
+    return f"工单 #{case.id} 已重开"
 
 
 def false_positive(

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from monitor.cli_followups import register as register_followups
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError, KoubeiError
 
@@ -616,6 +617,9 @@ def demo(
     from monitor.demo.run import run_demo
 
     run_demo(out)
+
+
+register_followups(app)
 
 
 def main() -> None:

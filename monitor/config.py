@@ -167,6 +167,8 @@ class GradePolicy(Strict):
     response_minutes: float | None = Field(default=None, gt=0)
     resolve_minutes: float | None = Field(default=None, gt=0)
     escalation: list[EscalationStep] = Field(default_factory=list)
+    # 回访: days after resolution that customer service calls the customer back.
+    followup_days: float | None = Field(default=None, gt=0)
 
 
 class Role(Strict):
@@ -259,6 +261,7 @@ class Policy(Strict):
     oncall: Oncall | None = None
     quiet_hours: QuietHours | None = None
     reminder_at_fraction: float = Field(default=0.8, gt=0, lt=1)
+    followup_overdue_days: float = Field(default=2, gt=0)
     grouping: Grouping = Grouping()
     surge: Surge = Surge()
     watchdog: Watchdog = Watchdog()

@@ -56,6 +56,7 @@ from sqlmodel import Session, col
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
 from monitor.domain import CaseState
+from monitor.followups import CHANNEL_LABELS, CHANNELS, reached_by, satisfaction_by_channel
 from monitor.reports.period import SHANGHAI, Period, refuse_future
 from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import (
@@ -97,6 +98,10 @@ class CaseFacts:
     satisfaction: int | None
     resolution_note: str | None
     deadlines: dict[str, str] = field(default_factory=dict)  # name -> met | missed | open
+    # channel (followup, platform, resolve) -> the customer's satisfaction it recorded
+    satisfaction_by: dict[str, int] = field(default_factory=dict)
+    followup_due_at: datetime | None = None  # 回访 due by the end of the period
+    followed_up_at: datetime | None = None  # the customer first reached
 
     @property
     def breaches(self) -> list[str]:
@@ -151,7 +156,9 @@ def durations(values: list[timedelta]) -> dict[str, float | int | None]:
 # --- the queries ----------------------------------------------------------------------
 
 
-def cohort(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]:
+def cohort(
+    session: Session, period: Period, as_of: datetime, settings: Settings | None = None
+) -> list[CaseFacts]:
     """Cases filed in the period (not false positives), as they stood at `as_of`.
 
     A case filed in the period either opened in it or has its earliest post
@@ -177,16 +184,20 @@ def cohort(session: Session, period: Period, as_of: datetime) -> list[CaseFacts]
         .scalars()
         .all()
     )
-    facts = case_facts(session, list(cases), as_of)
+    facts = case_facts(session, list(cases), as_of, settings)
     mine = [f for f in facts if period.start <= f.filed_at < period.end]
     return sorted(mine, key=lambda f: (f.filed_at, f.case_id))
 
 
-def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[CaseFacts]:
+def case_facts(
+    session: Session, cases: list[CaseRow], end: datetime, settings: Settings | None = None
+) -> list[CaseFacts]:
     """What each case looked like at `end`."""
     ids = [c.id for c in cases if c.id is not None]
     resolved_at = _resolved_as_of(session, ids, end)
     posts = _posts_of(session, ids)
+    channels = satisfaction_by_channel(session, ids, end)
+    reached = reached_by(session, ids, end)
     facts = []
     for case in cases:
         assert case.id is not None
@@ -215,14 +226,34 @@ def case_facts(session: Session, cases: list[CaseRow], end: datetime) -> list[Ca
             ack_due=case.ack_due,
             response_due=case.response_due,
             resolve_due=case.resolve_due,
-            satisfaction=case.satisfaction if resolved else None,
+            satisfaction=_satisfaction(case, channels.get(case.id, {})) if resolved else None,
             resolution_note=(
                 mask_pii(case.resolution_note) if resolved and case.resolution_note else None
             ),
         )
         fact.deadlines = _deadlines(fact, end)
+        if resolved:
+            fact.satisfaction_by = channels.get(case.id, {})
+            days = _followup_days(settings, case.severity)
+            due = None if days is None else resolved + timedelta(days=days)
+            fact.followup_due_at = due if due is not None and due <= end else None
+            fact.followed_up_at = reached.get(case.id)
         facts.append(fact)
     return facts
+
+
+def _satisfaction(case: CaseRow, by_channel: dict[str, int]) -> int | None:
+    """The follow-up's answer first, then the platform's rating, then the agent's entry."""
+    for channel in CHANNELS:
+        if channel in by_channel:
+            return by_channel[channel]
+    return case.satisfaction
+
+
+def _followup_days(settings: Settings | None, grade: str) -> float | None:
+    if settings is None or grade not in settings.policy.grades:
+        return None
+    return settings.policy.grades[grade].followup_days
 
 
 def _before(value: datetime | None, end: datetime) -> datetime | None:
@@ -328,7 +359,7 @@ def compute(engine: Engine, settings: Settings, period: Period, now: datetime) -
     refuse_future(period, now)
     as_of = min(period.end, now)
     with Session(engine) as session:
-        cases = cohort(session, period, as_of)
+        cases = cohort(session, period, as_of, settings)
         posts = period_posts(session, period)
         runs = source_runs(session, period)
         started = first_runs(session, as_of)
@@ -385,6 +416,9 @@ def summary(cases: list[CaseFacts], posts: list[tuple[PostRow, VerdictRow]]) -> 
         "handling_rate": rate(sum(1 for c in cases if c.resolved), n),
         "on_time_rate": rate(sum(1 for c in cases if c.on_time), n),
         "fifteen_day_rate": rate(sum(1 for c in cases if c.within_15_days), n),
+        "followup_due": len(due := [c for c in cases if c.followup_due_at is not None]),
+        "followed_up": sum(1 for c in due if c.followed_up_at is not None),
+        "followup_rate": rate(sum(1 for c in due if c.followed_up_at is not None), len(due)),
         "rated": len(rated),
         "satisfaction_rate": rate(
             sum(1 for c in rated if (c.satisfaction or 0) >= SATISFIED_AT_LEAST), len(rated)
@@ -423,8 +457,20 @@ def satisfaction(cases: list[CaseFacts]) -> dict[str, Any]:
     for c in resolved:
         by_source[c.source].append(c)
         by_version[c.app_version].append(c)
+
+    def channel(name: str) -> dict[str, Any]:
+        rated = [c.satisfaction_by[name] for c in resolved if name in c.satisfaction_by]
+        good = sum(1 for score in rated if score >= SATISFIED_AT_LEAST)
+        return {
+            "label": CHANNEL_LABELS[name],
+            "rated": len(rated),
+            "satisfied": good,
+            "rate": rate(good, len(rated)),
+        }
+
     return {
         "all": block(resolved),
+        "by_channel": {name: channel(name) for name in CHANNELS},
         "by_source": {k: block(v) for k, v in sorted(by_source.items())},
         "by_app_version": {k: block(v) for k, v in sorted(by_version.items())},
     }
@@ -540,6 +586,9 @@ PUBLIC_SUMMARY = (
     "fifteen_day_rate",
     "rated",
     "satisfaction_rate",
+    "followup_due",
+    "followed_up",
+    "followup_rate",
 )
 
 
