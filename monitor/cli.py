@@ -500,8 +500,22 @@ def serve(
                 "(Slack app settings, Basic Information)"
             ],
         )
-    web = create_app(interactions, settings.secrets.slack_signing_secret.get_secret_value(), after)
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    ingestor = None
+    if settings.secrets.ingest_secret is not None:
+        from monitor.app import build_services
+        from monitor.clock import SystemClock
+        from monitor.web.ingest import Ingestor
+
+        ingestor = Ingestor(
+            lambda: build_services(settings, engine=interactions.engine),
+            settings.secrets.ingest_secret.get_secret_value(),
+            SystemClock(),
+        )
+    web = create_app(
+        interactions, settings.secrets.slack_signing_secret.get_secret_value(), after, ingestor
+    )
+    # log_config=None: uvicorn's lines go through Koubei's logging, which masks and redacts.
+    uvicorn.run(web, host=host, port=port, log_level="info", log_config=None)
 
 
 FAULTS = {

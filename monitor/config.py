@@ -323,6 +323,7 @@ class Secrets(Strict):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     database_url: SecretStr | None = None
+    ingest_secret: SecretStr | None = None  # signs the app backend's feedback events
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
@@ -337,6 +338,7 @@ class Secrets(Strict):
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),
             database_url=get("DATABASE_URL"),
+            ingest_secret=get("KOUBEI_INGEST_SECRET"),
         )
 
     def problems(self) -> list[str]:

@@ -6,8 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session, col
 
 from monitor.domain import Post
 from monitor.store.sql import dialect_insert
@@ -95,3 +95,16 @@ def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
     # Votes move without an edit; keep them current for the spreading raise.
     session.execute(update(table).where(table.c.id == existing_id).values(votes=post.votes))
     return Upserted(int(existing_id), Change.UNCHANGED, previous_status)
+
+
+def stored_ids(engine: Engine, source: str, external_ids: list[str]) -> set[str]:
+    """Which of these ids the source already has stored."""
+    if not external_ids:
+        return set()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(col(PostRow.external_id)).where(
+                col(PostRow.source) == source, col(PostRow.external_id).in_(external_ids)
+            )
+        ).scalars()
+        return set(rows)

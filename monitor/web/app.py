@@ -2,6 +2,7 @@
 
   POST /slack/actions    buttons and modal submissions (form field `payload`)
   POST /slack/commands   the /koubei slash command
+  POST /ingest/feedback  the app backend's signed ratings and feedback (monitor/web/ingest.py)
   GET  /healthz          200 while the scheduler's heartbeat is fresh, else 503
 
 Slack wants an answer within 3 seconds: actions only touch the database, and
@@ -27,6 +28,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.watchdog import health
+from monitor.web.ingest import (
+    SECRET_ENV,
+    SIGNATURE_HEADER,
+    Ingestor,
+    parse_events,
+    verify_signature,
+)
 from monitor.web.interactions import Interactions
 from monitor.web.payloads import BadPayload
 from monitor.web.verify import Rejected, verify
@@ -58,6 +66,7 @@ def create_app(
     interactions: Interactions,
     signing_secret: str,
     after_action: Callable[[], object] | None = None,
+    ingestor: Ingestor | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Koubei", docs_url=None, redoc_url=None)
     engine, clock = interactions.engine, interactions.clock
@@ -66,7 +75,7 @@ def create_app(
 
     @app.exception_handler(Rejected)
     def refused(_request: Request, exc: Rejected) -> JSONResponse:
-        log.warning("slack request refused: %s", exc.reason)
+        log.warning("request to %s refused: %s", _request.url.path, exc.reason)
         return JSONResponse({"ok": False, "error": exc.reason}, status_code=exc.status)
 
     @app.exception_handler(InterfaceError)
@@ -114,6 +123,16 @@ def create_app(
         if after_action is not None:
             background.add_task(after_action)
         return JSONResponse(result)
+
+    @app.post("/ingest/feedback")
+    def ingest_feedback(request: Request, body: Body) -> Any:
+        if ingestor is None:
+            raise Rejected(
+                503, f"in-app feedback is off: set {SECRET_ENV} and restart koubei serve"
+            )
+        verify_signature(ingestor, request.headers.get(SIGNATURE_HEADER), body)
+        outcome = ingestor.ingest(parse_events(body))
+        return JSONResponse(outcome.as_json(), status_code=202)
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -48,7 +48,18 @@ def verify(
         raise Rejected(401, "request timestamp outside the 5-minute window")
     if not hmac.compare_digest(signature(secret, timestamp, body), sig):
         raise Rejected(401, "bad signature")
-    fingerprint = hashlib.sha256(f"{timestamp}:{sig}".encode()).hexdigest()
+    if not remember_once(engine, clock, f"{timestamp}:{sig}"):
+        raise Rejected(409, "replayed request ignored")
+
+
+def remember_once(engine: Engine, clock: Clock, key: str) -> bool:
+    """True the first time a signed request's key is seen within the window, else False.
+
+    Slack's requests and the app backend's signed feedback share the one table;
+    their keys cannot collide (the feedback's carry a prefix).
+    """
+    now = clock.now()
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()
     table = SlackRequestRow.__table__  # type: ignore[attr-defined]
     with Session(engine) as session, session.begin():
         session.execute(delete(table).where(col(SlackRequestRow.received_at) < now - 2 * WINDOW))
@@ -58,5 +69,4 @@ def verify(
             .on_conflict_do_nothing(index_elements=["fingerprint"])
             .returning(table.c.id)
         ).scalar_one_or_none()
-    if inserted is None:
-        raise Rejected(409, "replayed request ignored")
+    return inserted is not None
