@@ -108,6 +108,11 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
     )
     assert "🚨 升级 L1" in result.stdout and "signed click on 确认 → HTTP 200" in result.stdout
     assert "no further escalation (0 new thread messages)" in result.stdout
+    # The first-party channels: App Store Connect, the app's own feedback, follow-up calls.
+    assert re.search(r"Collected appstore-connect .*: 4 reviews, 4 new", result.stdout)
+    assert "In-app feedback: HTTP 202, 3 events accepted" in result.stdout
+    assert "1 duplicate, nothing stored twice" in result.stdout
+    assert "客户不认可，工单已重开" in result.stdout and "回访率" in result.stdout
     # Sources are collected as the demo's clock moves on, so the report has no coverage gap.
     assert "监测自" in result.stdout and "数据缺口" not in result.stdout
     messages = json.loads((out / "slack_messages.json").read_text(encoding="utf-8"))

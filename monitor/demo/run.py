@@ -34,6 +34,13 @@ from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
+from monitor.demo.first_party import (
+    app_store_connect,
+    collect_connect,
+    demo_policy,
+    follow_up,
+    send_in_app_feedback,
+)
 from monitor.demo.sources import (
     heimao_complaints,
     huawei_comments,
@@ -171,6 +178,7 @@ class Demo:
                     )
                 }
             )
+            settings = demo_policy(settings)
             svc = build_services(settings, clock=self.clock)
             sink = SlackSink.from_config(self.slack.token, settings.app.slack)
             source = settings.app.sources[0]
@@ -189,6 +197,9 @@ class Demo:
                     f"Collected {other.name}: {got.fetched} posts, {got.new} new, "
                     f"{got.cases_opened} cases opened"
                 )
+            with app_store_connect(self.clock) as (connect, connect_source):
+                print(collect_connect(svc, connect, connect_source))
+            print(send_in_app_feedback(svc, self.clock, SIGNING_SECRET))
             self.print_joined(svc)
             self.cycle(svc, sink)
             self.clock.advance(timedelta(seconds=61))  # the P3 burst's group goes out
@@ -209,6 +220,7 @@ class Demo:
                 "deliveries paced to one message per second per channel"
             )
             self.resolve_some(svc, settings, sink)
+            print(follow_up(svc, settings, self.clock))
             self.cycle(svc, sink)
             self.report(svc, settings, sink)
             self.write_outputs(svc)

@@ -23,10 +23,19 @@ KPIS = (
     ("fifteen_day_rate", "15日办结率", "rate"),
     ("response_rate", "响应率", "rate"),
     ("satisfaction_rate", "满意度", "rate"),
+    ("followup_rate", "回访率", "rate"),
 )
-PUBLIC_KPIS = ("cases", "handling_rate", "fifteen_day_rate", "response_rate", "satisfaction_rate")
+PUBLIC_KPIS = (
+    "cases",
+    "handling_rate",
+    "fifteen_day_rate",
+    "response_rate",
+    "satisfaction_rate",
+    "followup_rate",
+)
 NO_COMPARISON = "无可比数据"
 NO_RATING = "无评价"
+NO_FOLLOWUP = "无应回访工单"
 CSV_FIELDS = (
     "case_id",
     "grade",
@@ -109,6 +118,8 @@ def kpis(
             shown = str(value)
         elif key == "satisfaction_rate" and value is None:
             shown = NO_RATING
+        elif key == "followup_rate" and value is None:
+            shown = NO_FOLLOWUP
         else:
             shown = pct(value)
         before = previous["summary"][key]
