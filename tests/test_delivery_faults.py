@@ -6,7 +6,9 @@ tells the ops channel once and shows in `koubei deliveries`.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -17,7 +19,9 @@ from sqlmodel import Session, col
 
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.blocks import plain_message
+from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import DrainReport, drain_outbox, ops_target
+from monitor.alerting.render import render_case
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
 from monitor.clock import FakeClock
@@ -25,8 +29,8 @@ from monitor.domain import AlertKind, Severity
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack, Message
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import DeliveryRow
-from tests.conftest import SLACK_TOKEN, review
+from monitor.store.tables import CaseRow, DeliveryRow, PostRow
+from tests.conftest import SLACK_TOKEN, review, reviews
 
 OPS = "#koubei-ops"
 
@@ -219,3 +223,94 @@ def test_a_failed_delivery_can_be_queued_again_once_fixed(
     drain(svc)
     assert len(slack.posts_in("#complaints")) == 1
     assert all(d.status == "sent" for d in deliveries(svc))
+
+
+def test_a_busy_days_digest_takes_as_many_messages_as_it_needs_each_post_once(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    appstore.reviews = [
+        review(n, rating=2, content="广告太多了", title=f"第{n}号" + "推送&广告" * 20)
+        for n in range(120, 0, -1)
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    count = enqueue_digest(svc)
+    assert count >= 110  # P4 posts (a few may grade otherwise)
+    assert enqueue_digest(svc) == 0
+    report = drain(svc)
+    assert report.failed == 0 and slack.refused == []
+    digest = slack.posts_in("#complaints-digest")
+    assert len(digest) >= 3
+    sections = [b["text"]["text"] for m in digest for b in m.attachments[0]["blocks"][1:]]
+    assert all(len(t) <= 3000 for t in sections)
+    lines = [line for t in sections for line in t.split("\n")]
+    assert all(line.startswith("• ") and line.endswith(")") for line in lines)  # whole lines
+    shown = sorted(int(n) for line in lines for n in re.findall(r"第(\d+)号", line))
+    assert len(shown) == count and len(set(shown)) == count  # every post once, none left out
+    assert f"{count} 条" in digest[0].text and f"（1/{len(digest)}）" in digest[0].text
+
+
+def p3_posts(slack: FakeSlack) -> list[Message]:
+    return [m for m in slack.posts_in("#complaints") if m.thread_ts is None]
+
+
+def test_a_grouped_p3_mentions_the_on_call_person_in_its_top_level_text(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock
+) -> None:
+    appstore.reviews = reviews(5, content="一直闪退，登录不了")
+    run_source(svc, svc.settings.app.sources[0])
+    drain(svc)
+    clock.advance(timedelta(seconds=61))
+    drain(svc)
+    posts = p3_posts(slack)
+    assert len(posts) == 3  # two alone, then the group of three
+    on_call = "<@U0ZHANGWEI>"  # 张伟's shift, 2026-11-28
+    assert all(m.text.endswith(on_call) for m in posts)
+    assert "个投诉集中出现" in json.dumps(posts[2].attachments, ensure_ascii=False)
+
+
+def test_a_single_alerts_mentions_are_in_its_top_level_text(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    open_p1(svc, appstore, slack)
+    root = slack.posts_in("#pr-crisis")[0]
+    assert "<!here>" in root.text and "<@U0ZHANGWEI>" in root.text
+
+
+HIDDEN = "\u2060\u180e\u202e\u2066\u2067\u2068\u2069\u200f\u200b"
+
+
+def test_scraped_text_loses_invisible_characters_and_cannot_spoof_a_link(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    appstore.reviews = [
+        review(
+            1, content=f"催收威胁要上门{HIDDEN}，乱\u2060扣\u2060费", title=f"标\u202e题{HIDDEN}"
+        )
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:  # a link with a label in it, as a hostile page could give
+        post = s.execute(select(PostRow)).scalar_one()
+        post.url = "https://evil.example/|官方客服>x"
+        s.commit()
+    with Session(svc.engine) as s:
+        case = s.execute(select(CaseRow)).scalar_one()
+        message = render_case(
+            s,
+            svc.settings.policy,
+            case,
+            alert_id=99,
+            headline="新投诉",
+            tz=svc.tz,
+            now=svc.clock.now(),
+        )
+    shown = json.dumps(message, ensure_ascii=False)
+    assert not any(c in shown for c in HIDDEN)
+    assert "乱扣费" in shown and "标题" in shown
+    context = next(b for b in message["attachments"][0]["blocks"] if b["type"] == "context")[
+        "elements"
+    ][0]["text"]
+    links = re.findall(r"<([^>]*)>", context)
+    assert links == ["https://evil.example/%7C%E5%AE%98%E6%96%B9%E5%AE%A2%E6%9C%8D%3Ex|查看原帖"]
+    drain(svc)  # and what was already queued, before the post was touched, goes out clean
+    sent = json.dumps([m.attachments for m in slack.messages], ensure_ascii=False)
+    assert not any(c in sent for c in HIDDEN) and "乱扣费" in sent
