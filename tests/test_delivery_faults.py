@@ -131,6 +131,19 @@ def test_an_ampersand_flood_is_escaped_then_cut_and_slack_takes_it(
     body = texts[1]
     assert "&amp;&amp;" in body and body.endswith("…")
     assert "&amp" not in body.replace("&amp;", "")  # no entity cut in half
+    with Session(svc.engine) as s:  # rendered within limits already, not only cut at sending
+        case = s.execute(select(CaseRow)).scalar_one()
+        message = render_case(
+            s,
+            svc.settings.policy,
+            case,
+            alert_id=9,
+            headline="新投诉",
+            tz=svc.tz,
+            now=svc.clock.now(),
+        )
+    rendered = message["attachments"][0]["blocks"]
+    assert all(len(b["text"]["text"]) <= 3000 for b in rendered if "text" in b)
 
 
 def test_an_over_long_message_queued_before_the_limits_is_cut_at_sending(
