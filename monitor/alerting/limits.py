@@ -4,8 +4,8 @@ Slack refuses a message with more than 50 blocks, a section text over 3,000
 characters, more than 10 section fields or one over 2,000, a header over 150,
 a context of more than 10 elements (invalid_blocks), and text over 40,000
 (msg_too_long). A refused message would be refused on every retry, so what
-leaves here is always within them, whatever was queued (also messages queued
-before these limits were kept), with invisible format characters dropped.
+leaves here is always within them, whatever was queued (messages queued by an
+older version included), with invisible format characters dropped.
 """
 
 from __future__ import annotations

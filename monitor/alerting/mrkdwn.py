@@ -48,7 +48,7 @@ def link_url(url: str) -> str | None:
     url = strip_format(url).strip()
     if not url.lower().startswith(("http://", "https://")):
         return None
-    # Keep every character an URL may hold, except those that end a link or start a label.
+    # Keep every character a URL may hold, except those that end a link or start a label.
     encoded = quote(url, safe="!#$%&'()*+,-./:;=?@[]_~")
     escaped = encoded.replace("&", "&amp;")
     return escaped if len(escaped) <= URL_LIMIT else None
