@@ -10,7 +10,7 @@ import httpx
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
-from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.outbox import drain_outbox, ops_target
 from monitor.alerting.sinks import ConsoleSink, Sink, SlackSink
 from monitor.classify.factory import build_grader
 from monitor.clock import Clock, SystemClock
@@ -69,7 +69,11 @@ def drain_soon(interactions: Interactions, sink: Sink) -> Callable[[], object]:
             return  # a drain is already running; it will pick these up
         try:
             drain_outbox(
-                interactions.engine, sink, interactions.settings.app.outbox, interactions.clock
+                interactions.engine,
+                sink,
+                interactions.settings.app.outbox,
+                interactions.clock,
+                ops=ops_target(interactions.settings),
             )
         finally:
             lock.release()

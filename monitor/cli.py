@@ -230,20 +230,67 @@ def quarantine(
 @app.command()
 def deliver(config: ConfigOpt = None) -> None:
     """Send what is due in the outbox now (Slack, or the console without a token)."""
-    from monitor.alerting.outbox import drain_outbox
+    from monitor.alerting.outbox import drain_outbox, ops_target
     from monitor.app import make_sink, open_store
     from monitor.clock import SystemClock
 
     settings = _settings(config)
     report = drain_outbox(
-        open_store(settings), make_sink(settings), settings.app.outbox, SystemClock(), limit=10_000
+        open_store(settings),
+        make_sink(settings),
+        settings.app.outbox,
+        SystemClock(),
+        limit=10_000,
+        ops=ops_target(settings),
     )
     typer.echo(
         f"sent {report.sent}, already there {report.found_already_sent}, "
-        f"failed {report.failed}, still pending {report.pending}"
+        f"failed {report.failed} (refused for good {report.given_up}), "
+        f"still pending {report.pending}"
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def deliveries(
+    config: ConfigOpt = None,
+    failed: Annotated[bool, typer.Option("--failed", help="only deliveries that failed")] = False,
+    retry: Annotated[
+        list[int] | None,
+        typer.Option("--retry", help="queue this failed delivery again (repeatable)"),
+    ] = None,
+    retry_all: Annotated[
+        bool, typer.Option("--retry-all", help="queue every failed delivery again")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="show at most this many")] = 50,
+) -> None:
+    """The outbox: failed deliveries first (with Slack's error), then pending, then sent."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.alerting.outbox import deliveries as listing
+    from monitor.alerting.outbox import retry_failed
+    from monitor.app import open_store
+
+    settings = _settings(config)
+    engine = open_store(settings)
+    if retry or retry_all:
+        count = retry_failed(engine, None if retry_all else retry)
+        typer.echo(f"queued again: {count} (run `koubei deliver` or wait for the scheduler)")
+        return
+    tz = ZoneInfo(settings.app.timezone)
+    rows = listing(engine, failed_only=failed, limit=limit)
+    typer.echo(
+        f"{'id':>6} {'status':<8} {'tries':>5} {'kind':<15} {'channel':<20} {'queued':<12}  error"
+    )
+    for d in rows:
+        queued = d.created_at.astimezone(tz).strftime("%m-%d %H:%M")
+        typer.echo(
+            f"{d.id:>6} {d.status:<8} {d.attempts:>5} {d.kind:<15} {d.channel:<20} "
+            f"{queued:<12}  {d.last_error or ''}"
+        )
+    if not rows:
+        typer.echo("no failed deliveries" if failed else "the outbox is empty")
 
 
 @app.command()
@@ -385,7 +432,7 @@ def report(
     out: Annotated[Path | None, typer.Option(help="folder (default reports.out_dir)")] = None,
 ) -> None:
     """Write the consumer-rights report (HTML, PDF, cases.csv, figures.json) for a period."""
-    from monitor.alerting.outbox import drain_outbox
+    from monitor.alerting.outbox import drain_outbox, ops_target
     from monitor.app import make_sink, open_store
     from monitor.clock import SystemClock
     from monitor.reports.period import FuturePeriod, iso_week
@@ -424,7 +471,9 @@ def report(
             typer.echo(f"  wrote {path}")
     if slack:
         queue_report_post(engine, settings, result, clock.now())
-        drained = drain_outbox(engine, make_sink(settings), settings.app.outbox, clock)
+        drained = drain_outbox(
+            engine, make_sink(settings), settings.app.outbox, clock, ops=ops_target(settings)
+        )
         typer.echo(f"posted to Slack: {drained.sent} sent, {drained.pending} pending")
 
 

@@ -97,11 +97,13 @@ class AlertKind(StrEnum):
     SURGE = "surge"
     DEADMAN = "deadman"
     SOURCE_HEALTH = "source_health"
+    DELIVERY_FAILED = "delivery_failed"  # told to the ops channel when Slack refused an alert
 
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    FAILED = "failed"  # Slack refused it for good: not retried, told to the ops channel
 
 
 @dataclass(frozen=True)

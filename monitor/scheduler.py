@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerting.digest import enqueue_digest
-from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.outbox import drain_outbox, ops_target
 from monitor.alerting.sinks import Sink
 from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
@@ -48,7 +48,9 @@ def _source_job(svc: Services, source: SourceConfig) -> None:
 
 
 def _outbox_job(svc: Services, sink: Sink) -> None:
-    report = drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock)
+    report = drain_outbox(
+        svc.engine, sink, svc.settings.app.outbox, svc.clock, ops=ops_target(svc.settings)
+    )
     if report.sent or report.failed:
         log.info(
             "outbox: sent %d, failed %d, pending %d", report.sent, report.failed, report.pending

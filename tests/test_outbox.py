@@ -140,16 +140,18 @@ def test_a_lost_answer_is_checked_in_the_channel_before_posting_again(
     assert len(slack.messages) == 2 and statuses(svc.engine) == ["sent", "sent"]
 
 
-def test_slack_api_errors_keep_the_alert_pending_with_the_reason(
+def test_slack_api_errors_end_the_alert_as_failed_with_the_reason(
     svc: Services, appstore: FakeAppStore, slack: FakeSlack
 ) -> None:
     del slack.channels["complaints"]  # the bot was never invited
     appstore.reviews = [review(1, content="砍头息")]
     run_source(svc, svc.settings.app.sources[0])
     report = drain_outbox(svc.engine, sink_for(svc), svc.settings.app.outbox, svc.clock)
-    assert report.failed == 1 and report.pending == 1
+    # Slack would refuse it the same way every time: failed, not retried forever.
+    assert report.failed == 1 and report.given_up == 1 and report.pending == 0
     with Session(svc.engine) as s:
         row = s.execute(select(DeliveryRow)).scalar_one()
+        assert row.status == "failed"
         assert "channel_not_found" in (row.last_error or "")
         assert "invite the bot" in (row.last_error or "")
         assert row.maybe_sent is False  # Slack said no: nothing to look for next time

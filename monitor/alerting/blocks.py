@@ -1,7 +1,10 @@
 """Slack messages (Block Kit inside a coloured attachment) for cases and digests.
 
-Scraped text is data: it is PII-masked, then escaped for mrkdwn (&, <, >) so a
-review containing `<!channel>` or `<https://evil|bank>` shows literally.
+Scraped text is data: invisible format characters are dropped, it is
+PII-masked, then escaped for mrkdwn (&, <, >) so a review containing
+`<!channel>` or `<https://evil|bank>` shows literally, and only then cut, so
+what Slack receives is within its limits. Mentions also go into the top-level
+text: mentions inside attachments alone may not notify anyone.
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.alerting.limits import FIELD_TEXT, SECTION_TEXT
+from monitor.alerting.mrkdwn import clip, link, strip_format
+from monitor.alerting.mrkdwn import escape_mrkdwn as escape_mrkdwn
 from monitor.classify.pii import mask_pii
 from monitor.config import GradePolicy
 from monitor.domain import CASE_STATE_NAMES
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 
-BODY_LIMIT = 700  # Slack section text allows 3,000; an alert should be read at a glance
+BODY_LIMIT = 700  # escaped characters; Slack allows 3,000, an alert should be read at a glance
+DIGEST_ITEMS_PER_MESSAGE = 40
 METADATA_EVENT = "koubei_alert"
 ACTION_IDS = (
     "koubei_ack",
@@ -55,16 +62,15 @@ STATE_LABELS = {
 ACTIVE = ("open", "acknowledged", "reopened")
 
 
-def escape_mrkdwn(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def safe(text: str, limit: int | None = None) -> str:
-    """Masked, escaped, shortened scraped text for Slack."""
-    text = mask_pii(text)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return escape_mrkdwn(text)
+    """Scraped text for Slack: format characters dropped, masked, escaped, then cut to `limit`."""
+    escaped = escape_mrkdwn(mask_pii(strip_format(text)))
+    return escaped if limit is None else clip(escaped, limit)
+
+
+def with_mentions(mentions: str, text: str) -> str:
+    """Text that notifies: the alert first (what a notification preview shows), then whom."""
+    return f"{text} {mentions}" if mentions else text
 
 
 def stars(rating: int | None) -> str:
@@ -124,8 +130,9 @@ def case_message(
     assert case.id is not None
     title = safe(post.title, 120)
     body = safe(post.body, BODY_LIMIT)
-    quoted = "\n".join(
-        "> " + line for line in (f"*{title}*\n{body}" if title else body).split("\n")
+    quoted = clip(
+        "\n".join("> " + line for line in (f"*{title}*\n{body}" if title else body).split("\n")),
+        SECTION_TEXT,
     )
     categories = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories) or "—"
     signals = "、".join(SIGNAL_LABELS.get(s, s) for s in verdict.signals) or "—"
@@ -139,11 +146,14 @@ def case_message(
         f"*分类* {categories}",
         f"*信号* {signals}",
     ]
-    reasons = "\n".join(f"• {escape_mrkdwn(r)}" for r in verdict.reasons)
+    reasons = clip("\n".join(f"• {escape_mrkdwn(r)}" for r in verdict.reasons), SECTION_TEXT - 10)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header}},
         {"type": "section", "text": {"type": "mrkdwn", "text": quoted}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": clip(f, FIELD_TEXT)} for f in fields],
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*判定依据*\n{reasons}"}},
         {
             "type": "context",
@@ -151,7 +161,7 @@ def case_message(
                 {
                     "type": "mrkdwn",
                     "text": f"{status_line(case, tz)} · 发布 {_local(post.published_at, tz)} · "
-                    f"<{escape_mrkdwn(post.url)}|查看原帖>",
+                    f"{link(post.url, '查看原帖')}",
                 }
             ],
         },
@@ -161,7 +171,11 @@ def case_message(
         blocks.append(actions)
     fallback = f"[{grade.label}] 工单 #{case.id} {headline}: {safe(post.title or post.body, 80)}"
     return coloured(
-        fallback, grade.colour, blocks, message_metadata(alert_id, case.id, case.severity)
+        with_mentions(mentions, fallback),
+        grade.colour,
+        blocks,
+        message_metadata(alert_id, case.id, case.severity),
+        fallback=fallback,
     )
 
 
@@ -197,12 +211,20 @@ def plain_message(alert_id: int, severity: str, text: str, colour: str) -> dict[
 
 
 def coloured(
-    fallback: str, colour: str, blocks: list[dict[str, Any]], metadata: dict[str, Any]
+    text: str,
+    colour: str,
+    blocks: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    *,
+    fallback: str | None = None,
 ) -> dict[str, Any]:
-    """chat.postMessage arguments: Block Kit inside an attachment, for the grade's colour bar."""
+    """chat.postMessage arguments: Block Kit inside an attachment, for the grade's colour bar.
+
+    `text` is the top-level text, where mentions notify; `fallback` the attachment's.
+    """
     return {
-        "text": fallback,
-        "attachments": [{"color": colour, "fallback": fallback, "blocks": blocks[:50]}],
+        "text": text,
+        "attachments": [{"color": colour, "fallback": fallback or text, "blocks": blocks[:50]}],
         "metadata": metadata,
     }
 
@@ -215,28 +237,55 @@ def message_metadata(alert_id: int, case_id: int | None, severity: str) -> dict[
     }
 
 
+def digest_line(post: PostRow, verdict: VerdictRow) -> str:
+    """One P4 post in a digest: a whole line, never cut (a cut line can split its link)."""
+    cats = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories)
+    return (
+        f"• {stars(post.rating)} {safe(post.title or post.body, 60)} "
+        f"({escape_mrkdwn(post.source)} · {cats} · {link(post.url, '原帖')})"
+    )
+
+
+def digest_parts(lines: list[str]) -> list[list[str]]:
+    """The digest's lines in messages of at most DIGEST_ITEMS_PER_MESSAGE, in order."""
+    step = DIGEST_ITEMS_PER_MESSAGE
+    return [lines[i : i + step] for i in range(0, len(lines), step)]
+
+
+def line_sections(lines: list[str], limit: int = SECTION_TEXT) -> list[str]:
+    """Lines packed into section texts of at most `limit` characters, split between lines."""
+    sections: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            sections.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        sections.append(current)
+    return sections
+
+
 def digest_message(
     *,
     alert_id: int,
-    items: list[tuple[PostRow, VerdictRow]],
+    lines: list[str],
+    total: int,
+    part: int,
+    parts: int,
     grade: GradePolicy,
     period: str,
-    tz: ZoneInfo,
 ) -> dict[str, Any]:
-    lines = []
-    for post, verdict in items[:40]:
-        cats = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories)
-        lines.append(
-            f"• {stars(post.rating)} {safe(post.title or post.body, 60)} "
-            f"({escape_mrkdwn(post.source)} · {cats} · <{escape_mrkdwn(post.url)}|原帖>)"
-        )
-    more = len(items) - 40
-    if more > 0:
-        lines.append(f"…另有 {more} 条")
-    header = f"*{escape_mrkdwn(grade.label)}* · 每日摘要 {period} · {len(items)} 条轻度不满"
-    blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": header}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
+    """One message of the day's digest (part of parts); every line of it shown in full."""
+    label = escape_mrkdwn(grade.label)
+    of = f" · 第 {part}/{parts} 条" if parts > 1 else ""
+    header = f"*{label}* · 每日摘要 {period} · {total} 条轻度不满{of}"
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+    blocks += [
+        {"type": "section", "text": {"type": "mrkdwn", "text": t}} for t in line_sections(lines)
     ]
-    fallback = f"[{grade.label}] 每日摘要 {period}: {len(items)} 条"
+    fallback = f"[{grade.label}] 每日摘要 {period}: {total} 条" + (
+        f"（{part}/{parts}）" if parts > 1 else ""
+    )
     return coloured(fallback, grade.colour, blocks, message_metadata(alert_id, None, "P4"))

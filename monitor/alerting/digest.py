@@ -1,12 +1,19 @@
-"""The P4 digest: mild complaints wait and go out together, once a day."""
+"""The P4 digest: mild complaints wait and go out together, once a day.
+
+A busy day takes as many messages as it needs: each post is shown once, on a
+whole line, and marked digested by the message that shows it.
+"""
 
 from __future__ import annotations
+
+from functools import partial
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import digest_message
+from monitor.alerting.blocks import digest_line, digest_message, digest_parts
 from monitor.domain import AlertKind, Severity
 from monitor.pipeline import Services
 from monitor.store.sql import latest_verdict_only
@@ -33,20 +40,40 @@ def enqueue_digest(svc: Services) -> int:
         period = now.astimezone(svc.tz).strftime("%Y-%m-%d")
         first, last = min(v.id or 0 for _, v in items), max(v.id or 0 for _, v in items)
         grade = svc.settings.policy.grade(Severity.P4)
-        alert = enqueue_alert(
-            session,
-            svc.settings,
-            kind=AlertKind.DIGEST,
-            severity=Severity.P4,
-            dedup_key=f"digest:{period}:{first}-{last}",
-            case_id=None,
-            now=now,
-            build=lambda alert_id: digest_message(
-                alert_id=alert_id, items=items, grade=grade, period=period, tz=svc.tz
-            ),
-        )
-        if alert is None:
-            return 0
-        for _, verdict in items:
-            verdict.digest_alert_id = alert.id
+
+        def _message(
+            alert_id: int, *, lines: list[str], total: int, part: int, parts: int
+        ) -> dict[str, Any]:
+            return digest_message(
+                alert_id=alert_id,
+                lines=lines,
+                total=total,
+                part=part,
+                parts=parts,
+                grade=grade,
+                period=period,
+            )
+
+        lines = [digest_line(p, v) for p, v in items]
+        parts = digest_parts(lines)
+        shown = 0
+        for number, part in enumerate(parts, start=1):
+            chunk = items[shown : shown + len(part)]
+            shown += len(part)
+            alert = enqueue_alert(
+                session,
+                svc.settings,
+                kind=AlertKind.DIGEST,
+                severity=Severity.P4,
+                dedup_key=f"digest:{period}:{first}-{last}:{number}/{len(parts)}",
+                case_id=None,
+                now=now,
+                build=partial(
+                    _message, lines=part, total=len(items), part=number, parts=len(parts)
+                ),
+            )
+            if alert is None:
+                return 0
+            for _, verdict in chunk:
+                verdict.digest_alert_id = alert.id
         return len(items)

@@ -1,4 +1,8 @@
-"""Noise control for bursts: many P3 cases in a short window share one Slack message."""
+"""Noise control for bursts: many P3 cases in a short window share one Slack message.
+
+The group mentions whom a single P3 would (the grade's mention and the person
+on call when the burst began), in its top-level text too, so it notifies.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from monitor.alerting.blocks import (
     message_metadata,
     safe,
     status_line,
+    with_mentions,
 )
+from monitor.alerting.render import oncall_notify
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Severity
 from monitor.store.tables import AlertRow, CaseRow, DeliveryRow
@@ -81,6 +87,7 @@ def group_for(
             "label": settings.policy.grade(Severity.P3).label,
             "colour": settings.policy.grade(Severity.P3).colour,
             "timezone": settings.app.timezone,
+            "notify": _mentions(settings, now),
         },
     )
     session.add(group)
@@ -96,6 +103,13 @@ def group_for(
         )
     )
     return group.id
+
+
+def _mentions(settings: Settings, now: datetime) -> str:
+    grade = settings.policy.grade(Severity.P3)
+    tz = ZoneInfo(settings.app.timezone)
+    notify = oncall_notify(settings.policy, Severity.P3, now, tz)
+    return " ".join(m for m in (grade.mention, notify) if m)
 
 
 def child_summary(
@@ -121,7 +135,9 @@ def render_group(session: Session, group: AlertRow) -> dict[str, Any]:
     )
     label = group.payload.get("label", "P3 黄色预警 · 服务受阻")
     colour = group.payload.get("colour", "#FBC02D")
-    header = f"*{escape_mrkdwn(label)}* · {len(children)} 个投诉集中出现，合并为一条消息"
+    mentions = str(group.payload.get("notify") or "")
+    header = f"{mentions} *{escape_mrkdwn(label)}* · {len(children)} 个投诉集中出现，合并为一条消息"
+    header = header.strip()
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
     for child in children:
         case = session.get(CaseRow, child.case_id) if child.case_id else None
@@ -143,4 +159,10 @@ def render_group(session: Session, group: AlertRow) -> dict[str, Any]:
         if actions:
             blocks.append(actions)
     fallback = f"[{label}] {len(children)} 个投诉"
-    return coloured(fallback, colour, blocks, message_metadata(group.id or 0, None, "P3"))
+    return coloured(
+        with_mentions(mentions, fallback),
+        colour,
+        blocks,
+        message_metadata(group.id or 0, None, "P3"),
+        fallback=fallback,
+    )

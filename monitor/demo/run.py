@@ -25,7 +25,7 @@ from sqlmodel import Session, col
 
 from monitor import case_actions
 from monitor.alerting.digest import enqueue_digest
-from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.outbox import drain_outbox, ops_target
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
 from monitor.app import build_services
@@ -128,7 +128,14 @@ class Demo:
             ):
                 self.collect(svc, source)
         sweep(svc.engine, svc.settings, self.clock)
-        drain_outbox(svc.engine, sink, svc.settings.app.outbox, self.clock, limit=10_000)
+        drain_outbox(
+            svc.engine,
+            sink,
+            svc.settings.app.outbox,
+            self.clock,
+            limit=10_000,
+            ops=ops_target(svc.settings),
+        )
 
     def collect(self, svc: Services, source: SourceConfig) -> RunResult:
         self.collected[source.name] = self.clock.now()
