@@ -3,6 +3,7 @@
   POST /slack/actions    buttons and modal submissions (form field `payload`)
   POST /slack/commands   the /koubei slash command
   GET  /healthz          200 while the scheduler's heartbeat is fresh, else 503
+  GET  /metrics          Prometheus text: the database's state and this process's counters
 
 Slack wants an answer within 3 seconds: actions only touch the database, and
 the outbox is drained after the response is sent.
@@ -18,8 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from monitor.metrics import database_registry, exposition
 from monitor.watchdog import health
 from monitor.web.interactions import Interactions
 from monitor.web.verify import Rejected, verify
@@ -87,5 +89,12 @@ def create_app(
             "age_seconds": state.age_seconds,
         }
         return JSONResponse(body, status_code=200 if state.ok else 503)
+
+    metrics_registry = database_registry(engine, clock)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, ctype = exposition(metrics_registry)
+        return Response(body, media_type=ctype)
 
     return app
