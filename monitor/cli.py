@@ -389,8 +389,10 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     _logging(settings, log_format)
     log = logging.getLogger("monitor.run")
     url = settings.database_url()
+    lock = None  # held (referenced) until the process ends
     if url.startswith("sqlite:///"):
-        SingleProcessLock(Path(url.removeprefix("sqlite:///"))).acquire()
+        lock = SingleProcessLock(Path(url.removeprefix("sqlite:///")))
+        lock.acquire()
     svc = build_services(settings)
     svc.grader = TimedGrader(svc.grader)
     runner = JobRunner(svc)
@@ -430,6 +432,7 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     )
     scheduler.start()
     runner.stop()  # the jobs not running go to another instance at once
+    del lock  # the operating system releases it when the last job ends and the process exits
 
 
 @app.command()
