@@ -414,9 +414,22 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
                 "jobs_running": sorted(runner.running),
             }
 
-        server = serve_metrics(
-            conf.metrics_host, conf.metrics_port, database_registry(svc.engine, svc.clock), healthy
-        )
+        try:
+            server = serve_metrics(
+                conf.metrics_host,
+                conf.metrics_port,
+                database_registry(svc.engine, svc.clock),
+                healthy,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                str(settings.path),
+                [
+                    f"scheduler.metrics_port: cannot listen on {conf.metrics_host}:"
+                    f"{conf.metrics_port} ({exc.strerror}); another instance on this machine "
+                    "needs a port of its own"
+                ],
+            ) from None
         log.info("metrics and health on port %d (/metrics, /healthz)", server.server_address[1])
 
     def stop(signum: int, _frame: object) -> None:
