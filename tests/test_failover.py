@@ -20,7 +20,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,7 @@ def test_two_instances_share_the_jobs_and_survive_sigkill(
             "the survivor to hold the source",
             lambda: _holders(pg_engine).get("source:appstore-cn") == survivor_id,
         )
-        assert took <= FAILOVER_S + 1.0, f"takeover took {took:.1f}s"
+        assert took <= FAILOVER_S + 1.5, f"takeover took {took:.1f}s"
         _wait("a run by the survivor", lambda: len(_run_starts(pg_engine)) > runs_before)
         assert time.monotonic() - killed_at <= FAILOVER_S + INTERVAL_S + 2.0
         assert set(_holders(pg_engine).values()) == {survivor_id}
@@ -245,8 +245,15 @@ def _kinds_sent(slack: FakeSlack, engine: Engine) -> int:
 
 
 def _once_per_interval(starts: list[datetime]) -> None:
-    """No two runs of the source closer than its interval, less half a look's tick."""
+    """One run per interval in total: never two close together, never a long gap.
+
+    Two instances each collecting on their own (the bug) alternate gaps of d
+    and INTERVAL_S - d, one of them at most half the interval; a second of
+    slack covers a loaded machine's delays between the lease and the run.
+    """
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert gaps, "the source never ran twice"
-    assert min(gaps) >= INTERVAL_S - FAILOVER_S / 8 - 0.05, f"runs too close: {gaps}"
-    assert timedelta(seconds=max(gaps)) < timedelta(seconds=INTERVAL_S + FAILOVER_S + 3)
+    assert min(gaps) >= INTERVAL_S - 1.0, f"runs too close: {gaps}"
+    assert max(gaps) < INTERVAL_S + FAILOVER_S + 3, f"a gap too long: {gaps}"
+    span = (starts[-1] - starts[0]).total_seconds()
+    assert len(starts) <= span / (INTERVAL_S - FAILOVER_S / 8) + 1.5, f"too many runs: {gaps}"
