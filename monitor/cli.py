@@ -396,6 +396,8 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     svc = build_services(settings)
     svc.grader = TimedGrader(svc.grader)
     runner = JobRunner(svc)
+    if lock is not None:  # restarted after a crash: no need to wait out the old leases
+        runner.leases.expire_others(svc.clock.now())
     scheduler = build_scheduler(svc, make_sink(settings), runner)
     conf = settings.app.scheduler
     if conf.metrics_port is not None:

@@ -178,3 +178,14 @@ def test_a_second_koubei_run_on_one_sqlite_file_is_refused(
     assert "another `koubei run`" in second.stderr
     assert f"pid {first.pid}" in second.stderr
     assert "DATABASE_URL" in second.stderr
+
+
+def test_the_only_process_on_sqlite_takes_a_dead_predecessors_leases_at_once(
+    engine: Engine,
+) -> None:
+    dead, me = Leases(engine, "old:1:aaaaaa", ttl=45), Leases(engine, "new:2:bbbbbb", ttl=45)
+    assert dead.acquire("outbox", T0) is not None
+    assert me.acquire("outbox", T0 + timedelta(seconds=1)) is None
+    me.expire_others(T0 + timedelta(seconds=1))
+    taken = me.acquire("outbox", T0 + timedelta(seconds=1))
+    assert taken is not None and taken.holder == "new:2:bbbbbb" and taken.token == 2

@@ -130,6 +130,15 @@ class Leases:
         with self.engine.begin() as conn:
             return conn.execute(update(_T).where(*where).values(**values)).rowcount == 1
 
+    def expire_others(self, now: datetime) -> None:
+        """The only process (SQLite's lock says so): a dead predecessor's leases end now."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_T)
+                .where(_T.c.holder != self.holder, _T.c.expires_at > now)
+                .values(expires_at=now)
+            )
+
     def release(self, job: str, now: datetime) -> None:
         """On a clean stop: let the other instances take the job at their next look."""
         with self.engine.begin() as conn:
