@@ -19,6 +19,7 @@ from monitor.collectors.http import HttpClient
 from monitor.config import Settings
 from monitor.pipeline import Services
 from monitor.store.engine import make_engine, migrate
+from monitor.store.ratelimit import SharedHostRateLimiter
 from monitor.web.interactions import Interactions
 
 
@@ -35,10 +36,15 @@ def build_services(
     clock: Clock | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> Services:
+    engine = engine if engine is not None else open_store(settings)
+    limiter = None
+    if engine.dialect.name == "postgresql":
+        http = settings.app.http
+        limiter = SharedHostRateLimiter(engine, http.default_rate_per_s, http.rate_per_s)
     return Services(
         settings=settings,
-        engine=engine if engine is not None else open_store(settings),
-        http=HttpClient(settings.app.http, transport=transport),
+        engine=engine,
+        http=HttpClient(settings.app.http, transport=transport, limiter=limiter),
         grader=build_grader(settings),
         clock=clock or SystemClock(),
     )

@@ -30,8 +30,28 @@ ConfigOpt = Annotated[
 ]
 
 
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", help="human or json (one JSON object per line); default logging.format"
+    ),
+]
+
+
 def _settings(config: Path | None) -> Settings:
     return load_settings(config)
+
+
+def _logging(settings: Settings, log_format: str | None) -> None:
+    from monitor.logs import setup_logging
+
+    fmt = log_format or settings.app.logging.format
+    if fmt not in ("human", "json"):
+        raise ConfigError("--log-format", [f"{fmt!r}: use human or json"])
+    from monitor.classify.pii import mask_pii
+
+    # Tracebacks can quote a customer's row (a database error): mask them too.
+    setup_logging(settings.app.logging.level, fmt, scrub=mask_pii)
 
 
 @app.command("check-config")
@@ -487,27 +507,140 @@ def migrate(config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
-    """Run the service until stopped: collect on schedule, deliver alerts, send digests."""
-    from monitor.app import build_services, make_sink
-    from monitor.classify.pii import mask_pii
-    from monitor.logs import setup_logging
-    from monitor.scheduler import build_scheduler
+def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
+    """Run the service until stopped: collect on schedule, deliver alerts, send digests.
 
-    setup_logging(scrub=mask_pii)
+    Several instances may share one PostgreSQL database (each job runs on one
+    of them at a time); on SQLite a second instance is refused.
+    """
+    import logging
+
+    from monitor.app import build_services, make_sink
+    from monitor.counters import TimedGrader
+    from monitor.metrics import database_registry, serve_metrics
+    from monitor.scheduler import JobRunner, build_scheduler
+    from monitor.store.leases import SingleProcessLock
+
     settings = _settings(config)
+    _logging(settings, log_format)
+    log = logging.getLogger("monitor.run")
+    url = settings.database_url()
+    lock = None  # held (referenced) until the process ends
+    if url.startswith("sqlite:///"):
+        lock = SingleProcessLock(Path(url.removeprefix("sqlite:///")))
+        lock.acquire()
     svc = build_services(settings)
-    scheduler = build_scheduler(svc, make_sink(settings))
+    svc.grader = TimedGrader(svc.grader)
+    runner = JobRunner(svc)
+    if lock is not None:  # restarted after a crash: no need to wait out the old leases
+        runner.leases.expire_others(svc.clock.now())
+    scheduler = build_scheduler(svc, make_sink(settings), runner)
+    conf = settings.app.scheduler
+    if conf.metrics_port is not None:
+        failover = conf.failover_seconds
+
+        def healthy() -> tuple[bool, dict[str, object]]:
+            import time
+
+            age = None if runner.last_beat is None else time.monotonic() - runner.last_beat
+            ok = age is not None and age <= failover
+            return ok, {
+                "ok": ok,
+                "instance": runner.instance,
+                "last_renewal_age_seconds": age,
+                "jobs_held": sorted(runner.held),
+                "jobs_running": sorted(runner.running),
+            }
+
+        try:
+            server = serve_metrics(
+                conf.metrics_host,
+                conf.metrics_port,
+                database_registry(svc.engine, svc.clock),
+                healthy,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                str(settings.path),
+                [
+                    f"scheduler.metrics_port: cannot listen on {conf.metrics_host}:"
+                    f"{conf.metrics_port} ({exc.strerror}); another instance on this machine "
+                    "needs a port of its own"
+                ],
+            ) from None
+        log.info("metrics and health on port %d (/metrics, /healthz)", server.server_address[1])
 
     def stop(signum: int, _frame: object) -> None:
         # Jobs are idempotent and commit as they go: stopping mid-job loses nothing.
-        typer.echo(f"koubei stopping ({signal.Signals(signum).name})", err=True)
+        log.info("koubei stopping (%s)", signal.Signals(signum).name)
+        runner.stopping = True
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    typer.echo(f"koubei running with {settings.path}; Ctrl-C to stop", err=True)
+    log.info(
+        "koubei running with %s as instance %s; Ctrl-C to stop", settings.path, runner.instance
+    )
     scheduler.start()
+    runner.stop()  # the jobs not running go to another instance at once
+    del lock  # the operating system releases it when the last job ends and the process exits
+
+
+@app.command()
+def status(config: ConfigOpt = None) -> None:
+    """Which instance holds each scheduled job, until when, and how its last run went."""
+    from monitor.app import open_store
+    from monitor.clock import SystemClock
+    from monitor.store.leases import all_leases
+
+    settings = _settings(config)
+    now = SystemClock().now()
+    leases = all_leases(open_store(settings))
+    if not leases:
+        typer.echo("no job has run yet: is `koubei run` started?")
+        return
+    typer.echo(
+        f"{'job':<24} {'holder':<36} {'token':>5} {'lease':>9} {'last start':>11}  last outcome"
+    )
+    for lease in leases:
+        left = (lease.expires_at - now).total_seconds()
+        expiry = f"{left:.0f}s" if left > 0 else "expired"
+        holder = lease.holder if left > 0 else f"(none; was {lease.holder})"
+        started = (
+            f"{(now - lease.last_started_at).total_seconds():.0f}s ago"
+            if lease.last_started_at
+            else "never"
+        )
+        typer.echo(
+            f"{lease.job:<24} {holder[:36]:<36} {lease.token:>5} {expiry:>9} {started:>11}  "
+            f"{lease.last_outcome or '-'}"
+        )
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="the new file to write (must not exist)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Copy the SQLite database while the service runs (PostgreSQL: use pg_dump)."""
+    from monitor.store.backup import backup_sqlite
+
+    settings = _settings(config)
+    url = settings.database_url()
+    if not url.startswith("sqlite:///"):
+        typer.echo(
+            "error: DATABASE_URL is PostgreSQL: back it up with "
+            '`pg_dump --format=custom --file=koubei.dump "$DATABASE_URL"` and restore with '
+            '`pg_restore --clean --if-exists --dbname="$DATABASE_URL" koubei.dump` '
+            "(README, Running two instances)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    source = Path(url.removeprefix("sqlite:///"))
+    pages = backup_sqlite(source, target)
+    typer.echo(
+        f"backed up {source} to {target} ({pages} pages); restore: stop koubei, copy it back"
+    )
 
 
 @app.command()
@@ -518,14 +651,13 @@ def serve(
     socket_mode: Annotated[
         bool, typer.Option("--socket-mode", help="use Slack Socket Mode (SLACK_APP_TOKEN)")
     ] = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
-    """Serve Slack interactivity (buttons, modal, /koubei) and /healthz."""
+    """Serve Slack interactivity (buttons, modal, /koubei), /healthz and /metrics."""
     from monitor.app import build_interactions, drain_soon, make_sink
-    from monitor.classify.pii import mask_pii
-    from monitor.logs import setup_logging
 
-    setup_logging(scrub=mask_pii)
     settings = _settings(config)
+    _logging(settings, log_format)
     interactions = build_interactions(settings)
     after = drain_soon(interactions, make_sink(settings))
     if socket_mode:
@@ -564,7 +696,7 @@ def serve(
         interactions, settings.secrets.slack_signing_secret.get_secret_value(), after, ingestor
     )
     # log_config=None: uvicorn's lines go through Koubei's logging, which masks and redacts.
-    uvicorn.run(web, host=host, port=port, log_level="info", log_config=None)
+    uvicorn.run(web, host=host, port=port, log_config=None)
 
 
 FAULTS = {

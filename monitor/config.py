@@ -113,6 +113,22 @@ class ClassifierConfig(Strict):
     level_threshold: float = Field(default=0.5, gt=0, lt=1)
 
 
+class SchedulerConfig(Strict):
+    """Several `koubei run` instances on one PostgreSQL database share the jobs."""
+
+    # A job whose instance died is taken over by another within this many seconds.
+    failover_seconds: float = Field(default=60, ge=2)
+    sweep_seconds: float = Field(default=30, gt=0)  # the SLA sweeper and the surge check
+    # `koubei run` serves /metrics and /healthz here; None: not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+
+
+class LoggingConfig(Strict):
+    format: Literal["human", "json"] = "human"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class AppConfig(Strict):
     timezone: str = "Asia/Shanghai"
     classifier: ClassifierConfig = ClassifierConfig()
@@ -125,6 +141,8 @@ class AppConfig(Strict):
     digest: DigestConfig = DigestConfig()
     reports: ReportsConfig = ReportsConfig()
     serve: ServeConfig = ServeConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    logging: LoggingConfig = LoggingConfig()
     sources: list[SourceConfig]
 
     @field_validator("timezone")

@@ -1,9 +1,17 @@
-"""Logging set-up. Secrets never reach a log line, whoever logs them, nor a traceback."""
+"""Logging set-up, one for every command. Secrets never reach a log line, whoever logs
+them, nor a traceback.
+
+Two formats: the human one (time, level, logger, message) and JSON lines, one
+object per record, for a log shipper (`--log-format json` or logging.format).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from monitor.redact import redact
 
@@ -39,9 +47,36 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", scrub: Callable[[str], str] | None = None) -> None:
+class _Redacted(logging.Formatter):
+    """Tracebacks carry messages too (a URL with a password in an exception)."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+
+class JsonFormatter(_Redacted):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(
+    level: str = "INFO", fmt: str = "human", scrub: Callable[[str], str] | None = None
+) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = (
+        JsonFormatter()
+        if fmt == "json"
+        else _Redacted("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter(scrub))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -52,3 +87,9 @@ def setup_logging(level: str = "INFO", scrub: Callable[[str], str] | None = None
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # SQL echo would print bound parameters: customers' phones and ID numbers.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # Alembic says "Context impl ..." at every start; only its problems matter.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # uvicorn's own loggers go through this handler too (serve passes log_config=None).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -13,29 +13,35 @@ from monitor.alerting.sinks import ConsoleSink
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services
-from monitor.scheduler import build_scheduler
+from monitor.scheduler import build_scheduler, jobs
 from tests.conftest import SLACK_TOKEN, reviews, write_config
 
 
 def test_jobs_per_source_outbox_and_digest_in_shanghai_time(svc: Services, tmp_path: Path) -> None:
     scheduler = build_scheduler(svc, ConsoleSink(tmp_path / "a.jsonl"))
-    jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {
+    looked_at = {job.id: job for job in scheduler.get_jobs()}
+    specs = {job.name: job for job in jobs(svc, ConsoleSink(tmp_path / "a.jsonl"), "me")}
+    assert set(specs) == {
         "source:appstore-cn",
         "outbox",
         "digest",
         "sla",
-        "heartbeat",
+        "surge",
+        "watchdog",
         "report:month",
         "report:week",
     }
-    for job in jobs.values():
+    # Every job is looked at on every instance, the lease renewal too, at most a tick apart.
+    assert set(looked_at) == set(specs) | {"leases"}
+    for job in looked_at.values():
         assert job.coalesce is True and job.max_instances == 1
-        assert job.misfire_grace_time is not None and job.misfire_grace_time >= 30
+        assert job.trigger.interval.total_seconds() <= 60 / 4
     assert str(scheduler.timezone) == "Asia/Shanghai"
-    assert jobs["source:appstore-cn"].trigger.interval.total_seconds() == 30 * 60
-    assert str(jobs["digest"].trigger.timezone) == "Asia/Shanghai"
-    assert "hour='9'" in str(jobs["digest"].trigger)
+    source = specs["source:appstore-cn"].every
+    assert source is not None and source.total_seconds() == 30 * 60
+    digest = specs["digest"].cron
+    assert digest is not None and str(digest.timezone) == "Asia/Shanghai"
+    assert "hour='9'" in str(digest)
 
 
 def test_koubei_run_collects_delivers_and_stops_on_sigterm(

@@ -24,11 +24,11 @@ from typing import Any, Protocol, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
 from monitor.alerting.limits import fit_message
 from monitor.config import SlackConfig
+from monitor.counters import CountingRateLimitHandler
 from monitor.errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class SlackSink:
             token=token,
             base_url=config.base_url,
             timeout=int(config.timeout_s),
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries)],
+            retry_handlers=[CountingRateLimitHandler(max_retry_count=config.rate_limit_retries)],
         )
         return cls(client)
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,6 +52,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+class RateLimiter(Protocol):
+    def wait(self, host: str) -> None:
+        """Block until a request to `host` is allowed."""
 
 
 class HostRateLimiter:
@@ -89,12 +95,14 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         resolve: Resolve = resolve_host,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self._sleep = sleep
         self._resolve = resolve
         self._deadlines = Deadlines()
-        self._limiter = HostRateLimiter(
+        # Several instances share a limiter in the database; one process keeps its own.
+        self._limiter = limiter or HostRateLimiter(
             config.default_rate_per_s, config.rate_per_s, sleep=sleep, monotonic=monotonic
         )
         self._client = httpx.Client(

@@ -239,3 +239,33 @@ class QuarantineRow(SQLModel, table=True):
     first_seen_at: datetime = _ts()
     last_seen_at: datetime = _ts()
     seen: int = 1
+
+
+class JobLeaseRow(SQLModel, table=True):
+    """Which `koubei run` instance runs a scheduled job, until when, and when it last ran.
+
+    The token grows each time the lease changes hands: a holder that lost its
+    lease (paused past the expiry) cannot renew, start or finish with its old token.
+    """
+
+    __tablename__ = "job_leases"
+
+    job: str = Field(primary_key=True, max_length=96)
+    holder: str = Field(max_length=96)
+    token: int = 1
+    acquired_at: datetime = _ts()
+    renewed_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    created_at: datetime = _ts()
+    last_started_at: datetime | None = _ts(nullable=True)
+    last_finished_at: datetime | None = _ts(nullable=True)
+    last_outcome: str | None = Field(default=None, max_length=16)
+
+
+class HostSlotRow(SQLModel, table=True):
+    """The next moment a request to a host is allowed, shared by every instance (PostgreSQL)."""
+
+    __tablename__ = "host_slots"
+
+    host: str = Field(primary_key=True, max_length=255)
+    next_at: datetime = _ts()

@@ -4,6 +4,7 @@
   POST /slack/commands   the /koubei slash command
   POST /ingest/feedback  the app backend's signed ratings and feedback (monitor/web/ingest.py)
   GET  /healthz          200 while the scheduler's heartbeat is fresh, else 503
+  GET  /metrics          Prometheus text: the database's state and this process's counters
 
 Slack wants an answer within 3 seconds: actions only touch the database, and
 the outbox is drained after the response is sent.
@@ -24,9 +25,10 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from monitor.metrics import database_registry, exposition
 from monitor.watchdog import health
 from monitor.web.ingest import (
     SECRET_ENV,
@@ -150,5 +152,12 @@ def create_app(
         if not state.ok:
             body["down"] = ["scheduler"]
         return JSONResponse(body, status_code=200 if state.ok else 503)
+
+    metrics_registry = database_registry(engine, clock)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, ctype = exposition(metrics_registry)
+        return Response(body, media_type=ctype)
 
     return app
