@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from monitor.alerting.sinks import Sent, Sink, SinkError
 from monitor.collectors.appstoreconnect import AppStoreConnect
 from monitor.collectors.http import HttpClient
@@ -52,11 +54,23 @@ class AppStoreReplySink:
     def _call(self, collector: AppStoreConnect, method: str, url: str, body: object = None) -> Any:
         try:
             headers = {"Authorization": f"Bearer {collector.token()}"}
-            response = self.http.request(
-                method, url, source=collector.source.name, json=body, headers=headers
-            )
+            if method == "POST":
+                # Sent once per attempt: after a lost answer the outbox looks before retrying,
+                # where the shared client would simply post again.
+                response = self.http.raw.post(url, json=body, headers=headers)
+            else:
+                response = self.http.request(
+                    method, url, source=collector.source.name, json=body, headers=headers
+                )
         except KoubeiError as exc:  # the client's retries are spent, or the key is refused
             raise SinkError(str(exc), definite=False) from None
+        except httpx.HTTPError as exc:
+            raise SinkError(
+                f"App Store Connect did not answer ({type(exc).__name__}); it may have the reply",
+                definite=False,
+            ) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise SinkError(f"HTTP {response.status_code} {_detail(response)}", definite=True)
         if response.status_code in (401, 403):
             raise SinkError(
                 f"App Store Connect refused the API key (HTTP {response.status_code}): check "
