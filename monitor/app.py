@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from monitor.alerting.outbox import drain_outbox, ops_target
+from monitor.alerting.review_replies import AppStoreReplySink, RoutingSink
 from monitor.alerting.sinks import ConsoleSink, Sink, SlackSink
 from monitor.classify.factory import build_grader
 from monitor.clock import Clock, SystemClock
@@ -49,11 +50,22 @@ def build_services(
     )
 
 
-def make_sink(settings: Settings) -> SlackSink | ConsoleSink:
+def make_sink(settings: Settings) -> Sink:
+    """Slack (or the console without a token); replies to App Store reviews go to Apple."""
     token = settings.secrets.slack_bot_token
-    if token is None:
-        return ConsoleSink(Path(settings.app.slack.alerts_jsonl))
-    return SlackSink.from_config(token.get_secret_value(), settings.app.slack)
+    messages: Sink = (
+        ConsoleSink(Path(settings.app.slack.alerts_jsonl))
+        if token is None
+        else SlackSink.from_config(token.get_secret_value(), settings.app.slack)
+    )
+    return with_review_replies(settings, messages)
+
+
+def with_review_replies(settings: Settings, messages: Sink) -> Sink:
+    connect = [s for s in settings.app.sources if s.kind == "appstoreconnect"]
+    if not connect:
+        return messages
+    return RoutingSink(messages, AppStoreReplySink(connect, HttpClient(settings.app.http)))
 
 
 def build_interactions(settings: Settings, clock: Clock | None = None) -> Interactions:

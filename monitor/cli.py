@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli_followups import register as register_followups
+from monitor.cli_cases import register as register_case_commands
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError, KoubeiError
 
@@ -814,7 +814,7 @@ def demo(
     run_demo(out)
 
 
-register_followups(app)
+register_case_commands(app)
 
 
 def main() -> None:

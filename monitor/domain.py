@@ -98,6 +98,7 @@ class AlertKind(StrEnum):
     DEADMAN = "deadman"
     SOURCE_HEALTH = "source_health"
     DELIVERY_FAILED = "delivery_failed"  # told to the ops channel when Slack refused an alert
+    REVIEW_REPLY = "review_reply"  # a public reply to an App Store review, through its API
 
 
 class DeliveryStatus(StrEnum):

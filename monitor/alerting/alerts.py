@@ -42,6 +42,7 @@ def enqueue_alert(
     now: datetime,
     build: Callable[[int], dict[str, Any]],
     channel_key: str | None = None,
+    channel: str | None = None,
     method: Method = "post",
     not_before: datetime | None = None,
     group_id: int | None = None,
@@ -55,7 +56,7 @@ def enqueue_alert(
         return None
     if channel_key is None:
         channel_key, channel = channel_for(settings, severity)
-    else:
+    elif channel is None:  # a channel given outright is not Slack's (a review reply)
         channel = settings.app.slack.channels[channel_key]
     alert = AlertRow(
         dedup_key=dedup_key,

@@ -11,19 +11,22 @@ developer responses under `included`.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 
-from monitor.fakes.server import FakeServer, Request, Response
+from monitor.fakes.server import DropConnection, FakeServer, Request, Response
 
 AUDIENCE = "appstoreconnect-v1"
 MAX_TOKEN_LIFETIME_S = 20 * 60
 MAX_LIMIT = 200
+MAX_REPLY_CHARS = 5970
 
 
 @dataclass
@@ -102,6 +105,8 @@ class FakeAppStoreConnect(FakeServer):
         self.tokens = Tokens()
         self.requests: list[str] = []
         self.rate_limited = 0  # answer this many requests with 429 first
+        self.drop_reply_answers = 0  # store this many replies, then drop the connection
+        self.reply_posts = 0  # POSTs of customerReviewResponses that changed something
         self._lock = threading.Lock()
 
     # --- auth --------------------------------------------------------------------------
@@ -216,6 +221,10 @@ class FakeAppStoreConnect(FakeServer):
                     },
                     {"Retry-After": "1"},
                 )
+            if request.method == "POST" and request.path == "/v1/customerReviewResponses":
+                return self._reply(request)
+            if request.method == "GET" and request.path.endswith("/response"):
+                return self._response_of(request.path.split("/")[3])
             list_path = f"/v1/apps/{self.app_id}/customerReviews"
             if request.method == "GET" and request.path == list_path:
                 return self._list(request)
@@ -282,6 +291,69 @@ class FakeAppStoreConnect(FakeServer):
                 f"{self.url}{request.path}?cursor={cursor}&limit={limit}&sort={sort}{extra}"
             )
         return Response(200, body)
+
+    def publish(self) -> None:
+        """Apple publishes the pending responses (it takes a while in reality)."""
+        for review in self.reviews:
+            if review.response is not None and review.response.state == "PENDING_PUBLISH":
+                review.response.state = "PUBLISHED"
+
+    def _response_body(self, review: ConnectReview) -> dict[str, Any]:
+        assert review.response is not None
+        return {
+            "data": self._included([review])[0],
+            "links": {"self": f"{self.url}/v1/customerReviewResponses/{review.response.id}"},
+        }
+
+    def _response_of(self, review_id: str) -> Response:
+        review = next((r for r in self.reviews if r.id == review_id), None)
+        if review is None or review.response is None:
+            return _error(
+                404,
+                "NOT_FOUND",
+                "The specified resource does not exist",
+                f"There is no response for customerReviews '{review_id}'",
+            )
+        return Response(200, self._response_body(review))
+
+    def _reply(self, request: Request) -> Response:
+        try:
+            data = json.loads(request.body)["data"]
+            text = data["attributes"]["responseBody"]
+            review_id = data["relationships"]["review"]["data"]["id"]
+            assert data["type"] == "customerReviewResponses" and isinstance(text, str)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return _error(
+                422,
+                "PARAMETER_ERROR.INVALID",
+                "The request entity is invalid",
+                "expected data.type customerReviewResponses with responseBody "
+                "and a review relationship",
+            )
+        review = next((r for r in self.reviews if r.id == review_id), None)
+        if review is None:
+            return _error(
+                409,
+                "ENTITY_ERROR.RELATIONSHIP.INVALID",
+                "The provided entity includes a relationship with an invalid value",
+                f"customerReviews '{review_id}' does not exist",
+            )
+        if not text.strip() or len(text) > MAX_REPLY_CHARS:
+            return _error(
+                409,
+                "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                "The provided entity includes an attribute with an invalid value",
+                f"responseBody must be 1 to {MAX_REPLY_CHARS} characters",
+            )
+        stamp = datetime.fromtimestamp(self.clock(), UTC).isoformat()
+        # One response per review: a second POST overwrites the first.
+        rid = review.response.id if review.response else f"resp-{review.id[-8:]}"
+        review.response = ReviewResponse(rid, text, stamp, "PENDING_PUBLISH")
+        self.reply_posts += 1
+        if self.drop_reply_answers > 0:
+            self.drop_reply_answers -= 1
+            raise DropConnection
+        return Response(201, self._response_body(review))
 
     def _one(self, request: Request, review_id: str) -> Response:
         review = next((r for r in self.reviews if r.id == review_id), None)

@@ -1,4 +1,4 @@
-"""`koubei followups` and `koubei followup`: the 回访 list and recording a call."""
+"""Case commands outside Slack: `koubei followups`, `koubei followup`, `koubei reply`."""
 
 from __future__ import annotations
 
@@ -99,6 +99,42 @@ def followup(
     typer.echo(said)
 
 
+def reply(
+    case_id: Annotated[int, typer.Argument(help="the case (工单) number")],
+    text: Annotated[str, typer.Option("--text", help="the public reply")],
+    config: ConfigOpt = None,
+    link: Annotated[
+        str | None,
+        typer.Option(help="where the reply was posted by hand (platforms without an API)"),
+    ] = None,
+    by: Annotated[str, typer.Option(help="who replies (Slack user id or name)")] = "koubei-cli",
+) -> None:
+    """Reply publicly: App Store reviews through Apple's API (via the outbox), others recorded."""
+    from sqlmodel import Session
+
+    from monitor.app import open_store
+    from monitor.case_actions import ActionRefused, Actor
+    from monitor.clock import SystemClock
+    from monitor.replies import record_reply
+    from monitor.store.tables import CaseRow
+
+    settings = load_settings(config)
+    with Session(open_store(settings)) as session, session.begin():
+        case = session.get(CaseRow, case_id, with_for_update=True)
+        if case is None:
+            typer.echo(f"没有工单 #{case_id}", err=True)
+            raise typer.Exit(2)
+        try:
+            said = record_reply(
+                session, settings, case, Actor(by), SystemClock().now(), text=text, link=link
+            )
+        except ActionRefused as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+    typer.echo(said)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(followups)
     app.command()(followup)
+    app.command()(reply)
