@@ -290,6 +290,8 @@ class Secrets(Strict):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     database_url: SecretStr | None = None
+    # Signs the case board's session cookies; every instance must share it.
+    session_secret: SecretStr | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
@@ -304,6 +306,7 @@ class Secrets(Strict):
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),
             database_url=get("DATABASE_URL"),
+            session_secret=get("KOUBEI_SESSION_SECRET"),
         )
 
 

@@ -22,6 +22,8 @@ from fastapi.responses import JSONResponse
 
 from monitor.watchdog import health
 from monitor.web.interactions import Interactions
+from monitor.web.pages import Board
+from monitor.web.site import mount_board
 from monitor.web.verify import Rejected, verify
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ def create_app(
     interactions: Interactions,
     signing_secret: str,
     after_action: Callable[[], object] | None = None,
+    *,
+    session_secret: str | None = None,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     app = FastAPI(title="Koubei", docs_url=None, redoc_url=None)
     engine, clock = interactions.engine, interactions.clock
@@ -88,4 +93,6 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if state.ok else 503)
 
+    if session_secret is not None:  # the case board (/login, /cases, ...)
+        mount_board(app, Board(interactions, after_action), session_secret, secure_cookies)
     return app

@@ -140,6 +140,8 @@ class Interactions:
             return ephemeral(self.status())
         if sub == "oncall":
             return ephemeral(self.oncall())
+        if sub == "reply" and len(words) >= 2 and words[1].lstrip("#").isdigit():
+            return ephemeral(self.reply(int(words[1].lstrip("#")), actor, words[2:]))
         if sub in ("ack", "resolve") and len(words) >= 2 and words[1].lstrip("#").isdigit():
             case_id = int(words[1].lstrip("#"))
             if sub == "ack":
@@ -154,8 +156,23 @@ class Interactions:
             return ephemeral(self.run(case_id, actor, act))
         return ephemeral(
             "用法：`/koubei status` 未结工单 · `/koubei ack 12` 确认 · "
+            "`/koubei reply 12 链接 回复内容` 记录首次回应 · "
             "`/koubei resolve 12 处理说明` 解决 · `/koubei oncall` 当前值班"
         )
+
+    def reply(self, case_id: int, actor: Actor, rest: list[str]) -> str:
+        """`/koubei reply 12 https://... 回复内容`: the public reply went out."""
+        url, _, text = (rest[0] if rest else "").partition(" ")
+        url = url.strip("<>").split("|")[0]  # Slack sends links it recognises as <url|text>
+
+        def act(
+            session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime
+        ) -> str:
+            return case_actions.first_response(
+                session, settings, case, who, now, text=text, url=url
+            )
+
+        return self.run(case_id, actor, act)
 
     def status(self) -> str:
         with Session(self.engine) as session:
