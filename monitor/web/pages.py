@@ -25,10 +25,11 @@ TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 TEMPLATES.env.filters["mask"] = mask_pii
 
 GRADE_NAMES = {"P1": "P1 红", "P2": "P2 橙", "P3": "P3 黄", "P4": "P4 蓝"}
+# The words of the Slack message's state line, so the two faces read alike.
 STATE_NAMES = {
     "open": "待确认",
-    "acknowledged": "已确认",
-    "reopened": "已重开",
+    "acknowledged": "处理中",
+    "reopened": "重新打开",
     "resolved": "已解决",
     "false_positive": "误报",
 }
