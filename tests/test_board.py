@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import subprocess
@@ -16,12 +17,13 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from monitor.alerting.sla import sweep
 from monitor.clock import FakeClock
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services
 from monitor.store.engine import make_engine
-from monitor.store.tables import CaseEventRow, CaseRow
+from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 from monitor.store.users import check_password
 from tests.boardkit import (
     PASSWORD,
@@ -245,6 +247,9 @@ def test_first_response_stops_its_clock_and_reaches_slack(
     assert root.edits >= 1
     page = client.get(f"/cases/{case_id}").text
     assert "已记录工单" in page and "首次回应" in page
+    # The timeline holds the Slack side too: the new message, the thread reply, the edit.
+    assert "Slack 新消息" in page and "Slack 线程回复" in page and "Slack 消息更新" in page
+    assert "已送达" in page and "您好，已安排专人联系您核实" in page
     board_page = client.get("/cases").text
     assert "解决 ·" in board_page  # next deadline: resolve, the response clock stopped
 
@@ -320,3 +325,36 @@ def test_koubei_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "one of viewer, agent, lead, admin" in bad.stderr
     short = koubei("zhao", "--role", "agent", "--password-stdin", stdin="short\n")
     assert short.returncode == 2 and "至少 10 个字符" in short.stderr
+
+
+def test_the_case_page_masks_personal_data_and_escapes_scraped_text(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore
+) -> None:
+    ids = open_cases(svc, appstore)
+    page = login("viewer1").get(f"/cases/{ids['P3']}").text
+    assert "联系138****5678也没人管" in page and "13812345678" not in page
+    with Session(svc.engine) as s:
+        reasons = s.execute(
+            select(col(VerdictRow.reasons))
+            .join(PostRow, col(PostRow.id) == col(VerdictRow.post_id))
+            .where(col(PostRow.case_id) == ids["P3"])
+        ).scalar_one()
+    assert reasons and all(html.escape(r) in page for r in reasons)  # why this grade
+    hostile = login("viewer1").get(f"/cases/{ids['P2']}").text
+    assert "=HYPERLINK(&#34;x&#34;)乱扣款" in hostile  # scraped text is escaped, not markup
+
+
+def test_a_board_account_without_slack_id_is_named_not_mentioned_in_slack(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    case_id = open_cases(svc, appstore)["P1"]
+    admin = login("admin1")  # no Slack id
+    form(admin, f"/cases/{case_id}/ack", f"/cases/{case_id}")
+    assert case_row(svc, case_id).owner == "web:admin1"
+    svc.clock.advance(timedelta(hours=5))  # past the first-response deadline
+    sweep(svc.engine, svc.settings, svc.clock)
+    drain(svc)
+    texts = [m.text for m in slack.messages]
+    assert any("admin1 已确认" in t for t in texts)
+    assert any(t.startswith("⛔ 已超过首次回应时限") and "admin1" in t for t in texts)
+    assert not any("<@web:" in t for t in texts)

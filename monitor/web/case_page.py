@@ -109,6 +109,17 @@ def _describe(event: CaseEventRow, names: dict[str, str]) -> str:
     return "；".join(parts)
 
 
+SLACK_METHODS = {"post": "Slack 新消息", "reply": "Slack 线程回复", "update": "Slack 消息更新"}
+SLACK_STATUS = {"sent": "已送达", "pending": "待发送", "failed": "发送失败"}
+
+
+def _slack(delivery: DeliveryRow) -> str:
+    text = f"{delivery.channel} · {SLACK_STATUS.get(delivery.status, delivery.status)}"
+    if delivery.status != "sent" and delivery.last_error:
+        text += f"（{delivery.last_error[:120]}）"
+    return text
+
+
 def _links(event: CaseEventRow) -> list[str]:
     d = event.detail or {}
     return [str(d[k]) for k in ("url", "public_reply_url") if d.get(k)]
@@ -136,6 +147,15 @@ def case_page(request: Request, case_id: int, user: Annotated[UserRow, role("vie
             .where(col(DeliveryRow.case_id) == case_id)
             .group_by(col(DeliveryRow.status))
         ).all()
+        deliveries = (
+            session.execute(
+                select(DeliveryRow)
+                .where(col(DeliveryRow.case_id) == case_id)
+                .order_by(col(DeliveryRow.id))
+            )
+            .scalars()
+            .all()
+        )
         names = names_by_actor(session)
         people = (
             session.execute(select(UserRow).where(col(UserRow.active)).order_by(col(UserRow.name)))
@@ -149,7 +169,22 @@ def case_page(request: Request, case_id: int, user: Annotated[UserRow, role("vie
         for kind, due_col, done_col in DEADLINES
         if getattr(case, due_col) is not None
     ]
-    timeline = [(e, names.get(e.actor, e.actor), _describe(e, names), _links(e)) for e in events]
+    timeline = [
+        (
+            e.at,
+            EVENT_NAMES.get(e.kind, e.kind),
+            names.get(e.actor, e.actor),
+            _describe(e, names),
+            _links(e),
+        )
+        for e in events
+    ]
+    # What went to the case's Slack message and thread, and whether it arrived.
+    timeline += [
+        (d.sent_at or d.created_at, SLACK_METHODS.get(d.method, d.method), "Slack", _slack(d), [])
+        for d in deliveries
+    ]
+    timeline.sort(key=lambda item: item[0])
     allowed = {a for a, needed in ACTION_ROLES.items() if at_least(user.role, needed)}
     return render(
         request,
@@ -157,7 +192,7 @@ def case_page(request: Request, case_id: int, user: Annotated[UserRow, role("vie
         case=case,
         posts=posts,
         timeline=timeline,
-        event_names=EVENT_NAMES,
+        slack_status=SLACK_STATUS,
         deadlines=deadlines,
         next=nxt,
         owner_name=names.get(case.owner or "", case.owner or "无人负责"),

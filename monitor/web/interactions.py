@@ -190,7 +190,7 @@ class Interactions:
         tz = ZoneInfo(self.settings.app.timezone)
         lines = [f"未结工单 {len(cases)} 个："]
         for case in cases[:20]:
-            owner = f"<@{case.owner}>" if case.owner else "无人负责"
+            owner = Actor(case.owner).mention if case.owner else "无人负责"
             due = case.ack_due if case.state != "acknowledged" else case.resolve_due
             due_text = due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—"
             lines.append(f"• #{case.id} {case.severity} {case.state} · {owner} · 时限 {due_text}")
