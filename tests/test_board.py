@@ -345,13 +345,17 @@ def test_the_case_page_masks_personal_data_and_escapes_scraped_text(
 
 
 def test_a_board_account_without_slack_id_is_named_not_mentioned_in_slack(
-    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, slack: FakeSlack
+    login: Callable[[str], httpx.Client],
+    svc: Services,
+    appstore: FakeAppStore,
+    slack: FakeSlack,
+    clock: FakeClock,
 ) -> None:
     case_id = open_cases(svc, appstore)["P1"]
     admin = login("admin1")  # no Slack id
     form(admin, f"/cases/{case_id}/ack", f"/cases/{case_id}")
     assert case_row(svc, case_id).owner == "web:admin1"
-    svc.clock.advance(timedelta(hours=5))  # past the first-response deadline
+    clock.advance(timedelta(hours=5))  # past the first-response deadline
     sweep(svc.engine, svc.settings, svc.clock)
     drain(svc)
     texts = [m.text for m in slack.messages]
