@@ -15,6 +15,7 @@ from sqlmodel import Session, col
 
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
+from monitor.config import Settings
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
@@ -70,9 +71,12 @@ def add_people(svc: Services) -> None:
 
 
 @contextmanager
-def board_server(svc: Services, slack: FakeSlack) -> Iterator[str]:
-    client = WebClient(token=SLACK_TOKEN, base_url=svc.settings.app.slack.base_url)
-    interactions = Interactions(svc.engine, svc.settings, svc.clock, client)
+def board_server(
+    svc: Services, slack: FakeSlack, settings: Settings | None = None
+) -> Iterator[str]:
+    settings = settings or svc.settings
+    client = WebClient(token=SLACK_TOKEN, base_url=settings.app.slack.base_url)
+    interactions = Interactions(svc.engine, settings, svc.clock, client)
     app = create_app(
         interactions, SIGNING_SECRET, lambda: drain(svc), session_secret=SESSION_SECRET
     )

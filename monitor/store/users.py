@@ -100,6 +100,33 @@ def check_password(session: Session, name: str, password: str) -> UserRow | None
     return user
 
 
+def oidc_account(
+    session: Session, subject: str, names: list[str], slack_id: str | None
+) -> UserRow | None:
+    """The account a person signed in at the OpenID provider maps to, or None.
+
+    Only accounts an admin created sign in: first by the subject bound at an
+    earlier sign-in, else by name (the provider's user name or verified e-mail)
+    for an account not yet bound, which is bound now. The provider's Slack id
+    fills an account's empty one, so the board and Slack name the same person.
+    """
+    user = session.execute(
+        select(UserRow).where(col(UserRow.oidc_subject) == subject)
+    ).scalar_one_or_none()
+    if user is None:
+        for name in names:
+            found = find_user(session, name)
+            if found is not None and found.oidc_subject is None:
+                found.oidc_subject = subject
+                user = found
+                break
+    if user is None or not user.active:
+        return None
+    if slack_id and user.slack_id is None and SLACK_ID.match(slack_id):
+        user.slack_id = slack_id
+    return user
+
+
 def names_by_actor(session: Session) -> dict[str, str]:
     """Actor id -> display name, to show people instead of ids."""
     users = session.execute(select(UserRow)).scalars().all()

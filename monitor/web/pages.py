@@ -42,6 +42,7 @@ class Board:
 
     interactions: Interactions
     after_action: Callable[[], object] | None = None
+    oidc_label: str | None = None  # set when OpenID sign-in is configured
 
     @property
     def engine(self) -> Engine:
@@ -97,7 +98,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "state_names": STATE_NAMES,
         "deadline_names": DEADLINE_NAMES,
         "role_names": ROLE_NAMES,
-        "oidc": None,
+        "oidc": board.oidc_label,
     }
     return TEMPLATES.TemplateResponse(
         request, template, {**base, **context}, status_code=status_code

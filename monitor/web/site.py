@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from monitor.store.users import ROLE_NAMES
 from monitor.web import auth, board_page, case_page
 from monitor.web.auth import BadCsrf, Forbidden, NeedLogin, login_redirect
+from monitor.web.oidc import OidcSettings, oidc_router
 from monitor.web.pages import HERE, Board, render
 
 SESSION_HOURS = 12
@@ -41,6 +42,10 @@ def mount_board(app: FastAPI, board: Board, session_secret: str, secure_cookies:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (auth, board_page, case_page):
         app.include_router(module.router)
+    oidc = OidcSettings.from_secrets(board.settings.secrets)
+    if oidc is not None:
+        app.include_router(oidc_router(oidc))
+        board.oidc_label = oidc.label
 
     @app.middleware("http")
     async def security_headers(
