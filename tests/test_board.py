@@ -24,7 +24,7 @@ from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
-from monitor.store.users import check_password
+from monitor.store.users import all_users, check_password
 from tests.boardkit import (
     PASSWORD,
     add_people,
@@ -362,3 +362,34 @@ def test_a_board_account_without_slack_id_is_named_not_mentioned_in_slack(
     assert any("admin1 已确认" in t for t in texts)
     assert any(t.startswith("⛔ 已超过首次回应时限") and "admin1" in t for t in texts)
     assert not any("<@web:" in t for t in texts)
+
+
+def test_admins_manage_accounts_and_a_change_counts_at_once(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore
+) -> None:
+    case_id = open_cases(svc, appstore)["P1"]
+    agent = login("agent1")
+    assert agent.get("/users").status_code == 403
+    admin = login("admin1")
+    added = form(
+        admin, "/users", "/users", name="li.na", role="agent", password="another long secret"
+    )
+    assert added.status_code == 303 and "已添加账户 li.na" in admin.get("/users").text
+    with Session(svc.engine) as s:
+        ids = {u.name: u.id for u in all_users(s)}
+    assert check_password_of(svc, "li.na", "another long secret")
+    # agent1 becomes a viewer: the session they already hold can no longer act.
+    form(admin, f"/users/{ids['agent1']}", "/users", role="viewer", active="1")
+    assert form(agent, f"/cases/{case_id}/ack", f"/cases/{case_id}").status_code == 403
+    # ... and once turned off, the session is no session.
+    form(admin, f"/users/{ids['agent1']}", "/users", role="viewer", active="0")
+    assert agent.get("/cases").status_code == 303
+    # An admin does not lock themselves out.
+    form(admin, f"/users/{ids['admin1']}", "/users", role="viewer", active="0")
+    assert "不能修改自己的角色或停用自己" in admin.get("/users").text
+    assert admin.get("/users").status_code == 200
+
+
+def check_password_of(svc: Services, name: str, password: str) -> bool:
+    with Session(svc.engine) as s:
+        return check_password(s, name, password) is not None

@@ -156,3 +156,18 @@ def forget_failures(session: Session, key: str) -> None:
 
 def prune_failures(session: Session, now: datetime, keep: timedelta) -> None:
     session.execute(delete(LoginFailureRow).where(col(LoginFailureRow.at) < now - keep))
+
+
+def update_user(
+    session: Session, user: UserRow, *, role: str | None = None, active: bool | None = None
+) -> None:
+    if role is not None:
+        if role not in ROLES:
+            raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        user.role = role
+    if active is not None:
+        user.active = active
+
+
+def all_users(session: Session) -> list[UserRow]:
+    return list(session.execute(select(UserRow).order_by(col(UserRow.name))).scalars())
