@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,11 +22,12 @@ from monitor.alerting.sla import sweep
 from monitor.clock import FakeClock
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
-from monitor.pipeline import Services
+from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 from monitor.store.users import all_users, check_password
 from tests.boardkit import (
+    COMPLAINTS,
     PASSWORD,
     add_people,
     board_server,
@@ -36,7 +38,7 @@ from tests.boardkit import (
     open_cases,
     sign_in,
 )
-from tests.conftest import write_config
+from tests.conftest import review, write_config
 
 
 @pytest.fixture
@@ -393,3 +395,42 @@ def test_admins_manage_accounts_and_a_change_counts_at_once(
 def check_password_of(svc: Services, name: str, password: str) -> bool:
     with Session(svc.engine) as s:
         return check_password(s, name, password) is not None
+
+
+def post_ids(html_text: str) -> set[int]:
+    return {int(m) for m in re.findall(r'data-post="(\d+)"', html_text)}
+
+
+def test_search_finds_posts_by_words_and_filters_masked(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, board: str
+) -> None:
+    appstore.reviews = [
+        *COMPLAINTS,
+        review(4, rating=5, content="客服小姐姐很耐心，帮我解决了还款问题，好评", title="好评"),
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        by_title = {p.title: p.id for p in s.execute(select(PostRow)).scalars()}
+    fees, crash, praise = (
+        by_title[COMPLAINTS[1].title],
+        by_title[COMPLAINTS[2].title],
+        by_title["好评"],
+    )
+    assert httpx.get(f"{board}/posts", params={"q": "扣款"}).status_code == 303
+    client = login("viewer1")
+
+    def found(**params: str) -> set[int]:
+        return post_ids(client.get("/posts", params=params).text)
+
+    assert found(q="扣款") == {fees}
+    assert found(q="闪退 没人管") == {crash}  # every word, anywhere in the post
+    assert found(q="闪退 好评") == set()
+    assert found(q="%") == set() and found(q="_") == set()  # wildcards are plain characters
+    assert found(sentiment="positive") == {praise}
+    assert found(rating="5") == {praise}
+    assert found(grade="P2") == {fees}
+    assert found(category="fees") == {fees}
+    assert len(found()) == 4 and found(until="2026-09-30") == set()
+    page = client.get("/posts", params={"q": "13812345678"}).text
+    assert post_ids(page) == {crash}
+    assert "138****5678" in page and "13812345678" not in page.replace('value="13812345678"', "")

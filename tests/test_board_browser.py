@@ -199,3 +199,18 @@ def test_a_lead_reopens_a_resolved_case(
     assert page.inner_text("#case-state") == "重新打开"
     assert case_state(svc, case_id).state == "reopened"
     assert any("重开了工单：客户反馈退款未到账" in m.text for m in slack.messages)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_searching_posts(page: Page, site: tuple[str, dict[str, int]]) -> None:
+    url, ids = site
+    sign_in(page, url, "viewer1", "/posts")
+    assert page.inner_text("#total") == "共 3 条"
+    page.fill("input[name=q]", "闪退")
+    page.click("button:has-text('搜索')")
+    page.wait_for_url("**q=*")
+    assert page.inner_text("#total") == "共 1 条"
+    result = page.locator("article.post")
+    assert "138****5678" in result.inner_text() and "13812345678" not in result.inner_text()
+    assert result.locator(f"a[href='/cases/{ids['P3']}']").count() == 1
+    shot(page, "posts")
