@@ -434,3 +434,34 @@ def test_search_finds_posts_by_words_and_filters_masked(
     page = client.get("/posts", params={"q": "13812345678"}).text
     assert post_ids(page) == {crash}
     assert "138****5678" in page and "13812345678" not in page.replace('value="13812345678"', "")
+
+
+def test_stories_rank_detailed_praise_and_keep_a_shortlist(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore
+) -> None:
+    detailed = (
+        "上个月资金周转困难，客服小姐姐耐心帮我申请了延期还款，还详细解释了每一笔费用，"
+        "整个过程没有任何隐藏收费，到账也很快，真的帮了大忙，非常感谢"
+    )
+    appstore.reviews = [
+        COMPLAINTS[0],
+        review(5, rating=4, content="还不错，好用", title="好用"),
+        review(6, rating=5, content=detailed, title="客服帮了大忙"),
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        by_title = {p.title: p.id for p in s.execute(select(PostRow)).scalars()}
+    good, short = by_title["客服帮了大忙"], by_title["好用"]
+    viewer = login("viewer1")
+    page = viewer.get("/stories").text
+    order = re.findall(r'data-story="(\d+)"', page)
+    assert order == [str(good), str(short)]  # the complaint is no story
+    assert "5 星" in page and "详细（" in page
+    assert form(viewer, f"/stories/{short}/shortlist", "/stories", note="x").status_code == 403
+    agent = login("agent1")
+    form(agent, f"/stories/{short}/shortlist", "/stories", note="已联系客户，同意讲述")
+    page = viewer.get("/stories").text
+    assert re.findall(r'data-story="(\d+)"', page) == [str(short), str(good)]  # shortlist first
+    assert "已联系客户，同意讲述" in page and "agent1" in page
+    form(agent, f"/stories/{short}/remove", "/stories")
+    assert re.findall(r'data-story="(\d+)"', viewer.get("/stories").text) == [str(good), str(short)]

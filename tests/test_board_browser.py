@@ -20,9 +20,10 @@ from sqlmodel import Session
 
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
-from monitor.pipeline import Services
+from monitor.pipeline import Services, run_source
 from monitor.store.tables import CaseRow
 from tests.boardkit import PASSWORD, add_people, board_server, cheap_hashing, open_cases
+from tests.conftest import review
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -214,3 +215,21 @@ def test_searching_posts(page: Page, site: tuple[str, dict[str, int]]) -> None:
     assert "138****5678" in result.inner_text() and "13812345678" not in result.inner_text()
     assert result.locator(f"a[href='/cases/{ids['P3']}']").count() == 1
     shot(page, "posts")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_shortlisting_a_story(
+    page: Page, site: tuple[str, dict[str, int]], svc: Services, appstore: FakeAppStore
+) -> None:
+    url, _ = site
+    appstore.reviews = [
+        review(7, rating=5, content="客服耐心解释了每一笔费用，提前还款也没有额外收费，点赞")
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    sign_in(page, url, "agent1", "/stories")
+    story = page.locator("article[data-story]").first
+    story.locator("input[name=note]").fill("已电话联系，客户同意讲述")
+    story.locator("button:has-text('加入候选')").click()
+    page.wait_for_selector(".flash:has-text('已加入候选')")
+    assert "★ 候选" in page.locator("article[data-story]").first.inner_text()
+    shot(page, "stories")

@@ -244,3 +244,15 @@ class LoginFailureRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=160)
     at: datetime = _ts()
+
+
+class StoryPickRow(SQLModel, table=True):
+    """A positive post PR shortlisted as a story to tell (with the customer's consent)."""
+
+    __tablename__ = "story_picks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", unique=True)
+    note: str = ""
+    picked_by: str = Field(max_length=64)
+    picked_at: datetime = _ts()

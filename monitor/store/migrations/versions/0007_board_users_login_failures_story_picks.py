@@ -1,4 +1,4 @@
-"""board users and login failures
+"""board users, login failures and story picks
 
 Revision ID: 0007
 Revises: 0004
@@ -46,9 +46,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.create_index("ix_login_failures_key_at", ["key", "at"], unique=False)
+    op.create_table(
+        "story_picks",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("post_id", sa.Integer(), nullable=False),
+        sa.Column("note", sa.String(), nullable=False),
+        sa.Column("picked_by", sa.String(length=64), nullable=False),
+        sa.Column("picked_at", monitor.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["post_id"], ["posts.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("post_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("story_picks")
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_login_failures_key_at")
     op.drop_table("login_failures")
