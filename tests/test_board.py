@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import os
 import re
 import subprocess
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from monitor.alerting.sla import sweep
+from monitor.alerting.surge import check_surge
 from monitor.clock import FakeClock
-from monitor.fakes.appstore import FakeAppStore
+from monitor.fakes.appstore import FakeAppStore, Review
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
@@ -465,3 +467,53 @@ def test_stories_rank_detailed_praise_and_keep_a_shortlist(
     assert "已联系客户，同意讲述" in page and "agent1" in page
     form(agent, f"/stories/{short}/remove", "/stories")
     assert re.findall(r'data-story="(\d+)"', viewer.get("/stories").text) == [str(good), str(short)]
+
+
+def dated(n: int, when: str, content: str) -> Review:
+    """A one-star review published at `when` (Shanghai time)."""
+    return Review(str(13_000_000_000 + n), f"顾客{n}", 1, f"标题{n}", content, when)
+
+
+def test_trends_show_the_reports_figures_by_month_with_changes_and_surges(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, clock: FakeClock
+) -> None:
+    november = [
+        dated(1, "2026-11-27T09:00:00+08:00", "催收威胁要上门，还打给我同事"),
+        dated(2, "2026-11-27T10:00:00+08:00", "未经同意扣款，乱收服务费，砍头息"),
+        dated(3, "2026-11-27T11:00:00+08:00", "客服电话一直打不通，退款拖了一个月"),
+    ]
+    appstore.reviews = list(november)
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        in_november = s.execute(select(func.count()).select_from(CaseRow)).scalar_one()
+    assert in_november >= 2
+    clock.advance(timedelta(days=5))  # 2026-12-03 10:00 in Shanghai
+    crashes = [
+        dated(10 + i, f"2026-12-03T0{i}:00:00+08:00", f"一直闪退，第{i}次登录不了{'啊' * i}")
+        for i in range(6)
+    ]
+    appstore.reviews = [*november, *crashes]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        december = s.execute(
+            select(func.count()).select_from(CaseRow).where(col(CaseRow.opened_at) >= clock.now())
+        ).scalar_one()
+    assert december >= 1
+    # The posts were graded now, so the surge rule reads them in its window.
+    assert check_surge(svc.engine, svc.settings, clock.now()) == ["app"]
+    client = login("viewer1")
+    page = client.get("/trends").text
+    embedded = re.search(r'id="trend-data">(.*?)</script>', page, re.S)
+    assert embedded is not None
+    data = json.loads(embedded.group(1))
+    months = data["months"]
+    assert len(months) == 12 and months[0]["key"] == "2026-01" and months[-1]["key"] == "2026-12"
+    nov, dec = months[-2], months[-1]
+    assert nov["cases"] == in_november and dec["cases"] == december and dec["partial"]
+    assert dec["cases_mom"] == round((december - in_november) / in_november, 4)
+    assert nov["cases_mom"] is None  # October was not monitored: no 环比 against nothing
+    assert dec["cases_yoy"] is None  # nor 同比
+    assert len(data["weeks"]) == 12 and data["weeks"][-1]["key"] == "2026-W49"
+    assert data["daily"]["anomalies"] == [{"day": "2026-12-03", "categories": ["app"]}]
+    assert 'data-period="2026-11"' in page and "/static/echarts/echarts.min.js" in page
+    assert client.get("/static/echarts/echarts.min.js").status_code == 200

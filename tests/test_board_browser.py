@@ -233,3 +233,22 @@ def test_shortlisting_a_story(
     page.wait_for_selector(".flash:has-text('已加入候选')")
     assert "★ 候选" in page.locator("article[data-story]").first.inner_text()
     shot(page, "stories")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_reading_a_trend_chart(page: Page, site: tuple[str, dict[str, int]]) -> None:
+    url, _ = site
+    sign_in(page, url, "viewer1", "/trends")
+    page.wait_for_function(
+        "window.echarts && echarts.getInstanceByDom(document.getElementById('chart-months'))"
+    )
+    option = page.evaluate(
+        "() => { const o = echarts.getInstanceByDom(document.getElementById('chart-months'))"
+        ".getOption(); return {months: o.xAxis[0].data, cases: o.series[0].data}; }"
+    )
+    assert option["months"][-1] == "2026-11" and len(option["months"]) == 12
+    # The demo complaints were published in October: the report's month rule files them there.
+    assert dict(zip(option["months"], option["cases"], strict=True))["2026-10"] == 3
+    assert page.inner_text("tr[data-period='2026-10'] td:nth-child(2)") == "3"
+    assert page.locator("#chart-daily-grade canvas").count() == 1
+    shot(page, "trends")
