@@ -169,10 +169,10 @@ def first_response(
 ) -> str:
     """The public reply went out: the first-response clock stops, the case stays open."""
     _require(case, ACTIVE, "记录首次回应")
-    if not text.strip():
-        raise ActionRefused("请填写公开回复的内容")
     if not url.startswith(("https://", "http://")):
         raise ActionRefused("请填写公开回复的链接（http:// 或 https:// 开头）")
+    if not text.strip():
+        raise ActionRefused("请填写公开回复的内容")
     case.first_response_at = case.first_response_at or now
     case.public_reply_url = url
     case.acknowledged_at = case.acknowledged_at or now

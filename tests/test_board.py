@@ -28,6 +28,7 @@ from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 from monitor.store.users import all_users, check_password
+from monitor.web.interactions import Interactions
 from tests.boardkit import (
     COMPLAINTS,
     PASSWORD,
@@ -517,3 +518,24 @@ def test_trends_show_the_reports_figures_by_month_with_changes_and_surges(
     assert data["daily"]["anomalies"] == [{"day": "2026-12-03", "categories": ["app"]}]
     assert 'data-period="2026-11"' in page and "/static/echarts/echarts.min.js" in page
     assert client.get("/static/echarts/echarts.min.js").status_code == 200
+
+
+def test_slack_records_a_first_response_through_the_same_action(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack
+) -> None:
+    case_id = open_cases(svc, appstore)["P1"]
+    interactions = Interactions(svc.engine, svc.settings, svc.clock)
+    answer = interactions.command(
+        {
+            "text": f"reply {case_id} <https://apps.apple.com/cn/app/id1|回复> 您好，已联系您",
+            "user_id": "U0ALICE001",
+        }
+    )
+    assert answer["text"] == f"已记录工单 #{case_id} 的首次回应"
+    case = case_row(svc, case_id)
+    assert case.first_response_at is not None and case.state == "acknowledged"
+    assert case.public_reply_url == "https://apps.apple.com/cn/app/id1"
+    assert events(svc, case_id)[-1] == "first_response"
+    refused = interactions.command({"text": f"reply {case_id} 没有链接", "user_id": "U0ALICE001"})
+    assert "请填写公开回复的链接" in refused["text"]
+    assert "/koubei reply" in interactions.command({"text": "", "user_id": "U0ALICE001"})["text"]
