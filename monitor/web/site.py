@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from monitor.errors import ConfigError
 from monitor.store.users import ROLE_NAMES
 from monitor.web import accounts_page, auth, board_page, case_page, search, stories, trends
 from monitor.web.auth import BadCsrf, Forbidden, NeedLogin, login_redirect
@@ -29,7 +30,9 @@ HEADERS = {
 
 def mount_board(app: FastAPI, board: Board, session_secret: str, secure_cookies: bool) -> None:
     if len(session_secret) < 32:
-        raise ValueError("KOUBEI_SESSION_SECRET: use at least 32 random characters")
+        raise ConfigError(
+            "environment", ["KOUBEI_SESSION_SECRET: use at least 32 random characters"]
+        )
     app.state.board = board
     app.add_middleware(
         SessionMiddleware,
