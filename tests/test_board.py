@@ -27,11 +27,12 @@ from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
-from monitor.store.users import all_users, check_password
+from monitor.store.users import add_user, all_users, check_password
 from monitor.web.interactions import Interactions
 from tests.boardkit import (
     COMPLAINTS,
     PASSWORD,
+    PEOPLE,
     add_people,
     board_server,
     cheap_hashing,
@@ -539,3 +540,19 @@ def test_slack_records_a_first_response_through_the_same_action(
     refused = interactions.command({"text": f"reply {case_id} 没有链接", "user_id": "U0ALICE001"})
     assert "请填写公开回复的链接" in refused["text"]
     assert "/koubei reply" in interactions.command({"text": "", "user_id": "U0ALICE001"})["text"]
+
+
+def test_failed_sign_ins_are_limited_per_address_too(client: httpx.Client, svc: Services) -> None:
+    with Session(svc.engine) as s, s.begin():
+        add_user(s, "extra1", "viewer", svc.clock.now(), password=PASSWORD)
+
+    def attempt(name: str, password: str) -> int:
+        token = csrf_of(client.get("/login").text)
+        data = {"name": name, "password": password, "csrf": token}
+        return client.post("/login", data=data).status_code
+
+    # Five wrong guesses at each of four accounts: none is locked past its own five...
+    codes = [attempt(name, "wrong-guess") for name in PEOPLE for _ in range(5)]
+    assert codes == [401] * 20
+    # ... but the address has failed twenty times: it waits, even for a fresh account.
+    assert attempt("extra1", PASSWORD) == 429
