@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
+	@bash scripts/system-deps.sh  # Chromium for the browser tests, if it went missing
 	$(BIN)/pytest
 
 run: $(STAMP)

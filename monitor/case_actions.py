@@ -1,6 +1,7 @@
-"""What people do to a case: acknowledge, assign, resolve, mark false positive, escalate.
+"""What people do to a case: acknowledge, assign, first response, resolve, reopen,
+mark false positive, escalate.
 
-Shared by Slack buttons, the slash command, the modal and the tests. Each
+Shared by Slack buttons, the slash command, the modal, the case board and the tests. Each
 action checks the case's state, records a CaseEvent (who, when, what), tells
 the case's thread and edits its message, all in the caller's transaction.
 """
@@ -8,7 +9,7 @@ the case's thread and edits its message, all in the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -16,7 +17,7 @@ from sqlmodel import Session
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.blocks import escape_mrkdwn, thread_reply
 from monitor.alerting.render import render_case
-from monitor.cases import add_event
+from monitor.cases import add_event, apply_deadlines
 from monitor.config import Settings
 from monitor.domain import AlertKind, CaseState, Severity, case_state_name
 from monitor.store.tables import CaseEventRow, CaseRow
@@ -35,7 +36,12 @@ class Actor:
 
     @property
     def mention(self) -> str:
-        return f"<@{self.user_id}>" if self.user_id != "koubei" else "Koubei"
+        if self.user_id == "koubei":
+            return "Koubei"
+        # A board account without a Slack id has no mention: its name is written instead.
+        if self.user_id.startswith("web:"):
+            return escape_mrkdwn(self.name or self.user_id[4:])
+        return f"<@{self.user_id}>"
 
 
 def _minutes(start: datetime, end: datetime) -> int:
@@ -128,13 +134,96 @@ def acknowledge(
     return f"已确认工单 #{case.id}"
 
 
-def assign(session: Session, settings: Settings, case: CaseRow, actor: Actor, now: datetime) -> str:
+def assign(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    actor: Actor,
+    now: datetime,
+    *,
+    owner: Actor | None = None,
+) -> str:
+    """The actor takes the case, or (a lead reassigning) hands it to `owner`."""
     _require(case, ACTIVE, "指派")
     previous = case.owner
-    case.owner = actor.user_id
-    event = _event(session, case, "assigned", actor, now, previous=previous)
-    announce(session, settings, case, event, f"👤 {actor.mention} 负责此工单", now)
-    return f"工单 #{case.id} 由你负责"
+    new = owner or actor
+    case.owner = new.user_id
+    event = _event(session, case, "assigned", actor, now, previous=previous, owner=new.user_id)
+    if new.user_id == actor.user_id:
+        text = f"👤 {actor.mention} 负责此工单"
+    else:
+        text = f"👤 {actor.mention} 将工单指派给 {new.mention}"
+    announce(session, settings, case, event, text, now)
+    if new.user_id == actor.user_id:
+        return f"工单 #{case.id} 由你负责"
+    return f"工单 #{case.id} 已指派给 {new.name or new.user_id}"
+
+
+def first_response(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    actor: Actor,
+    now: datetime,
+    *,
+    text: str,
+    url: str,
+) -> str:
+    """The public reply went out: the first-response clock stops, the case stays open."""
+    _require(case, ACTIVE, "记录首次回应")
+    if not url.startswith(("https://", "http://")):
+        raise ActionRefused("请填写公开回复的链接（http:// 或 https:// 开头）")
+    if not text.strip():
+        raise ActionRefused("请填写公开回复的内容")
+    case.first_response_at = case.first_response_at or now
+    case.public_reply_url = url
+    case.acknowledged_at = case.acknowledged_at or now
+    if case.state != CaseState.ACKNOWLEDGED.value:
+        case.state = CaseState.ACKNOWLEDGED.value
+    case.owner = case.owner or actor.user_id
+    event = _event(session, case, "first_response", actor, now, text=text.strip(), url=url)
+    announce(
+        session,
+        settings,
+        case,
+        event,
+        f"💬 {actor.mention} 已公开回复（开单后 {_minutes(case.opened_at, now)} 分钟）："
+        f"{escape_mrkdwn(text.strip())} <{escape_mrkdwn(url)}|链接>",
+        now,
+    )
+    return f"已记录工单 #{case.id} 的首次回应"
+
+
+def reopen(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str,
+) -> str:
+    """A resolved (or wrongly dismissed) case comes back as new: its clocks start again
+    from now and it climbs the escalation ladder until someone acknowledges it."""
+    _require(case, (CaseState.RESOLVED.value, CaseState.FALSE_POSITIVE.value), "重开")
+    if not reason.strip():
+        raise ActionRefused("请填写重开原因")
+    previous = case.state
+    case.state = CaseState.REOPENED.value
+    case.resolved_at = None
+    case.escalation_level = 0
+    apply_deadlines(case, settings.policy, start=now)
+    event = _event(session, case, "reopened", actor, now, reason=reason.strip(), previous=previous)
+    announce(
+        session,
+        settings,
+        case,
+        event,
+        f"🔁 {actor.mention} 重开了工单：{escape_mrkdwn(reason.strip())}",
+        now,
+        broadcast=True,
+    )
+    return f"工单 #{case.id} 已重开"
 
 
 def resolve(
@@ -147,6 +236,7 @@ def resolve(
     note: str,
     public_reply_url: str | None = None,
     satisfaction: int | None = None,
+    root_cause: str | None = None,
 ) -> str:
     _require(case, ACTIVE, "解决")
     if not note.strip():
@@ -158,6 +248,8 @@ def resolve(
     case.acknowledged_at = case.acknowledged_at or now
     case.owner = case.owner or actor.user_id
     case.resolution_note = note.strip()
+    if root_cause and root_cause.strip():
+        case.resolution_note += f"（根因：{root_cause.strip()}）"
     if public_reply_url:
         case.public_reply_url = public_reply_url
         case.first_response_at = case.first_response_at or now
@@ -172,43 +264,12 @@ def resolve(
         note=case.resolution_note,
         public_reply_url=public_reply_url,
         satisfaction=satisfaction,
+        root_cause=(root_cause or "").strip() or None,
     )
     extra = f"，公开回复 <{escape_mrkdwn(public_reply_url)}|链接>" if public_reply_url else ""
     text = f"🎉 {actor.mention} 已解决：{escape_mrkdwn(case.resolution_note)}{extra}"
     announce(session, settings, case, event, text, now)
     return f"工单 #{case.id} 已解决"
-
-
-def reopen(
-    session: Session,
-    settings: Settings,
-    case: CaseRow,
-    actor: Actor,
-    now: datetime,
-    *,
-    reason: str,
-) -> str:
-    """A resolved case is open again: it needs resolving anew, within the grade's time."""
-    _require(case, (CaseState.RESOLVED.value,), "重开")
-    if not reason.strip():
-        raise ActionRefused("请填写重开原因")
-    previous = case.resolved_at
-    case.state = CaseState.REOPENED.value
-    case.resolved_at = None
-    resolve_minutes = settings.policy.grade(Severity(case.severity)).resolve_minutes
-    case.resolve_due = None if resolve_minutes is None else now + timedelta(minutes=resolve_minutes)
-    event = _event(
-        session,
-        case,
-        "reopened",
-        actor,
-        now,
-        reason=reason.strip(),
-        previous_resolved_at=previous.isoformat() if previous else None,
-    )
-    text = f"🔁 {actor.mention} 重开工单：{escape_mrkdwn(reason.strip())}"
-    announce(session, settings, case, event, text, now)
-    return f"工单 #{case.id} 已重开"
 
 
 def false_positive(

@@ -652,8 +652,11 @@ def serve(
         bool, typer.Option("--socket-mode", help="use Slack Socket Mode (SLACK_APP_TOKEN)")
     ] = False,
     log_format: LogFormatOpt = None,
+    https: Annotated[
+        bool, typer.Option("--https", help="served over HTTPS: board cookies are marked Secure")
+    ] = False,
 ) -> None:
-    """Serve Slack interactivity (buttons, modal, /koubei), /healthz and /metrics."""
+    """Serve Slack interactivity, in-app feedback, the case board, /healthz and /metrics."""
     from monitor.app import build_interactions, drain_soon, make_sink
 
     settings = _settings(config)
@@ -692,11 +695,65 @@ def serve(
             settings.secrets.ingest_secret.get_secret_value(),
             SystemClock(),
         )
+    session_secret = settings.secrets.session_secret
+    if session_secret is None:
+        typer.echo("case board off: set KOUBEI_SESSION_SECRET (32+ random characters)", err=True)
     web = create_app(
-        interactions, settings.secrets.slack_signing_secret.get_secret_value(), after, ingestor
+        interactions,
+        settings.secrets.slack_signing_secret.get_secret_value(),
+        after,
+        ingestor,
+        session_secret=session_secret.get_secret_value() if session_secret else None,
+        secure_cookies=https,
     )
     # log_config=None: uvicorn's lines go through Koubei's logging, which masks and redacts.
     uvicorn.run(web, host=host, port=port, log_config=None)
+
+
+users = typer.Typer(help="Case board accounts.", no_args_is_help=True)
+app.add_typer(users, name="user")
+
+
+@users.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="sign-in name")],
+    role: Annotated[str, typer.Option(help="viewer, agent, lead or admin")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+    slack_id: Annotated[
+        str | None, typer.Option(help="the person's Slack member id (U0123ABCD)")
+    ] = None,
+    display_name: Annotated[str, typer.Option(help="name shown on the board")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Add a board account (the password never goes on the command line)."""
+    import sys
+
+    from sqlmodel import Session
+
+    from monitor.app import open_store
+    from monitor.clock import SystemClock
+    from monitor.store.users import AccountError, add_user
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    engine = open_store(_settings(config))
+    try:
+        with Session(engine) as session, session.begin():
+            add_user(
+                session,
+                name,
+                role,
+                SystemClock().now(),
+                password=password,
+                slack_id=slack_id,
+                display_name=display_name,
+            )
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    how = "password" if password is not None else "OpenID Connect only (no password)"
+    typer.echo(f"added {name} ({role}, {how})")
 
 
 FAULTS = {

@@ -342,6 +342,12 @@ class Secrets(Strict):
     slack_app_token: SecretStr | None = None
     database_url: SecretStr | None = None
     ingest_secret: SecretStr | None = None  # signs the app backend's feedback events
+    # Signs the case board's session cookies; every instance must share it.
+    session_secret: SecretStr | None = None
+    # OpenID Connect sign-in to the board (any provider: Keycloak, Slack, Feishu, ...).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
@@ -357,6 +363,10 @@ class Secrets(Strict):
             slack_app_token=get("SLACK_APP_TOKEN"),
             database_url=get("DATABASE_URL"),
             ingest_secret=get("KOUBEI_INGEST_SECRET"),
+            session_secret=get("KOUBEI_SESSION_SECRET"),
+            oidc_issuer=env.get("KOUBEI_OIDC_ISSUER", "").strip() or None,
+            oidc_client_id=env.get("KOUBEI_OIDC_CLIENT_ID", "").strip() or None,
+            oidc_client_secret=get("KOUBEI_OIDC_CLIENT_SECRET"),
         )
 
     def problems(self) -> list[str]:

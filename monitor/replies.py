@@ -17,12 +17,11 @@ from sqlmodel import Session, col, select
 
 from monitor.alerting.alerts import enqueue_alert
 from monitor.alerting.mrkdwn import escape_mrkdwn
-from monitor.alerting.mrkdwn import link as mrkdwn_link
-from monitor.case_actions import ActionRefused, Actor, announce
+from monitor.case_actions import ACTIVE, ActionRefused, Actor, announce, first_response
 from monitor.cases import add_event
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
-from monitor.domain import AlertKind, CaseState, Severity
+from monitor.domain import AlertKind, CaseState, Severity, case_state_name
 from monitor.store.tables import CaseRow, PostRow
 
 REPLY_API_KINDS = ("appstoreconnect",)
@@ -64,9 +63,14 @@ def record_reply(
     text: str,
     link: str | None = None,
 ) -> str:
-    """Reply publicly on the case's platform (or record a reply made there by hand)."""
-    if case.id is None or case.state == CaseState.FALSE_POSITIVE.value:
-        raise ActionRefused(f"工单 #{case.id} 已标记为误报，不需要回复")
+    """Reply publicly on the case's platform (or record a reply made there by hand).
+
+    One path for the case page, `/koubei reply` and `koubei reply`: App Store Connect
+    reviews are answered through Apple's API; other platforms go to
+    `case_actions.first_response` with the link of the reply made there.
+    """
+    if case.id is None or case.state not in ACTIVE:
+        raise ActionRefused(f"工单 #{case.id} 当前状态为 {case_state_name(case.state)}，不能回复")
     posts = list(
         session.execute(
             select(PostRow).where(col(PostRow.case_id) == case.id).order_by(col(PostRow.id))
@@ -74,17 +78,25 @@ def record_reply(
     )
     reviews = [p for p in posts if p.kind in REPLY_API_KINDS]
     text = check_reply(text, MAX_REPLY_CHARS if reviews else None)
-    if not reviews and not link:
-        raise ActionRefused("该平台没有回复接口：请在平台上回复后，附上回复的链接")
+    if not reviews:
+        if not link:
+            raise ActionRefused("该平台没有回复接口：请在平台上回复后，附上回复的链接")
+        return first_response(session, settings, case, actor, now, text=text, url=link)
+    first = case.first_response_at is None
+    case.first_response_at = case.first_response_at or now
+    case.acknowledged_at = case.acknowledged_at or now
+    if case.state != CaseState.ACKNOWLEDGED.value:
+        case.state = CaseState.ACKNOWLEDGED.value
+    case.owner = case.owner or actor.user_id
+    case.updated_at = now
     event = add_event(
         session,
         case.id,
-        "public_reply",
+        "first_response",
         now,
         actor=actor.user_id,
         text=text,
-        link=link,
-        via="appstoreconnect" if reviews else "manual",
+        via="appstoreconnect",
         reviews=[p.external_id for p in reviews],
     )
     session.flush()  # the event's id names the reply's outbox rows
@@ -105,14 +117,8 @@ def record_reply(
         # Read the review again on later runs until Apple publishes the response.
         post.platform_status = PENDING
         post.extra = {**(post.extra or {}), "platform": {"final": False, "status": PENDING}}
-    if link:
-        case.public_reply_url = link
-    first = case.first_response_at is None
-    case.first_response_at = case.first_response_at or now
-    case.updated_at = now
-    where = "App Store（待 Apple 发布）" if reviews else f"平台 {mrkdwn_link(link or '', '链接')}"
-    said = f"💬 {actor.mention} 已公开回复，{where}" + ("，计为首次回应" if first else "")
+    said = f"💬 {actor.mention} 已在 App Store 公开回复（待 Apple 发布）" + (
+        "，计为首次回应" if first else ""
+    )
     announce(session, settings, case, event, f"{said}：{escape_mrkdwn(text[:300])}", now)
-    if reviews:
-        return f"工单 #{case.id} 的回复已排队发送到 App Store，Apple 发布前显示为“{PENDING}”"
-    return f"已记录工单 #{case.id} 的回复"
+    return f"工单 #{case.id} 的回复已排队发送到 App Store，Apple 发布前显示为“{PENDING}”"

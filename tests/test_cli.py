@@ -115,6 +115,12 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
     assert "客户不认可，工单已重开" in result.stdout and "回访率" in result.stdout
     # Sources are collected as the demo's clock moves on, so the report has no coverage gap.
     assert "监测自" in result.stdout and "数据缺口" not in result.stdout
+    board = re.search(r"(\d+) of (\d+) open cases shown, (\d+) countdowns", result.stdout)
+    assert board and board.group(1) == board.group(2) == board.group(3) != "0"
+    assert re.search(
+        r"first response on 工单 #\d+ \(P1\): board shows 处理中; Slack thread: 💬", result.stdout
+    )
+    assert re.search(r"reopened 工单 #\d+: board shows 重新打开; Slack: 🔁", result.stdout)
     messages = json.loads((out / "slack_messages.json").read_text(encoding="utf-8"))
     dump = json.dumps(messages, ensure_ascii=False)
     assert "13812345678" not in dump and "qingtian88@example.com" not in dump

@@ -106,7 +106,7 @@ def test_a_reply_to_an_app_store_review_goes_to_apple_once_and_is_the_first_resp
     assert PENDING in said
     case = the_case(svc)
     assert case.first_response_at == svc.clock.now()
-    assert "public_reply" in events(svc)
+    assert "first_response" in events(svc)
 
     report = drain_outbox(
         svc.engine, sink(svc, source, tmp_path), svc.settings.app.outbox, svc.clock

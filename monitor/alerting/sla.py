@@ -124,7 +124,9 @@ def sweep_case(session: Session, settings: Settings, case: CaseRow, now: datetim
             continue
         if key == "ack" and case.state == CaseState.ACKNOWLEDGED.value:
             continue
-        owner = f"<@{case.owner}>" if case.owner else mention(settings.policy, "oncall", now, tz)
+        owner = (
+            Actor(case.owner).mention if case.owner else mention(settings.policy, "oncall", now, tz)
+        )
         local_due = due.astimezone(tz).strftime("%H:%M")
         if now >= due:
             text = f"⛔ 已超过{label}时限（{local_due}）{owner}"

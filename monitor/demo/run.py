@@ -34,6 +34,7 @@ from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig, load_settings, resolve_config_path
 from monitor.demo import load_demo_reviews
+from monitor.demo.board import board_tour
 from monitor.demo.first_party import (
     app_store_connect,
     collect_connect,
@@ -229,6 +230,9 @@ class Demo:
             self.resolve_some(svc, settings, sink)
             print(follow_up(svc, settings, self.clock))
             self.cycle(svc, sink)
+            board_tour(
+                svc, settings, self.clock, self.slack, SIGNING_SECRET, lambda: self.cycle(svc, sink)
+            )
             self.report(svc, settings, sink)
             self.write_outputs(svc)
             agreement = self.grader_agreement(svc)

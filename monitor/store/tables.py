@@ -269,3 +269,45 @@ class HostSlotRow(SQLModel, table=True):
 
     host: str = Field(primary_key=True, max_length=255)
     next_at: datetime = _ts()
+
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the case board: a local password, an OpenID subject, or both."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    display_name: str = ""
+    role: str = Field(max_length=16)
+    # argon2id hash; None for a person who only signs in through OpenID Connect.
+    password_hash: str | None = None
+    # The board and Slack agree on who did what: case events and owners use this id.
+    slack_id: str | None = Field(default=None, max_length=32)
+    oidc_subject: str | None = Field(default=None, max_length=255, unique=True)
+    active: bool = True
+    created_at: datetime = _ts()
+    last_login_at: datetime | None = _ts(nullable=True)
+
+
+class LoginFailureRow(SQLModel, table=True):
+    """Failed sign-ins per account and per address: the rate limit holds across processes."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=160)
+    at: datetime = _ts()
+
+
+class StoryPickRow(SQLModel, table=True):
+    """A positive post PR shortlisted as a story to tell (with the customer's consent)."""
+
+    __tablename__ = "story_picks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", unique=True)
+    note: str = ""
+    picked_by: str = Field(max_length=64)
+    picked_at: datetime = _ts()

@@ -38,7 +38,9 @@ from monitor.web.ingest import (
     verify_signature,
 )
 from monitor.web.interactions import Interactions
+from monitor.web.pages import Board
 from monitor.web.payloads import BadPayload
+from monitor.web.site import mount_board
 from monitor.web.verify import Rejected, verify
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ def create_app(
     signing_secret: str,
     after_action: Callable[[], object] | None = None,
     ingestor: Ingestor | None = None,
+    *,
+    session_secret: str | None = None,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     app = FastAPI(title="Koubei", docs_url=None, redoc_url=None)
     engine, clock = interactions.engine, interactions.clock
@@ -160,4 +165,6 @@ def create_app(
         body, ctype = exposition(metrics_registry)
         return Response(body, media_type=ctype)
 
+    if session_secret is not None:  # the case board (/login, /cases, ...)
+        mount_board(app, Board(interactions, after_action), session_secret, secure_cookies)
     return app

@@ -24,6 +24,7 @@ from monitor.case_actions import ACTIVE, ActionRefused, Actor
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.domain import case_state_name
+from monitor.replies import record_reply
 from monitor.store.tables import CaseRow
 from monitor.web.payloads import BadPayload, case_id, items, mapping, text
 
@@ -153,12 +154,14 @@ class Interactions:
             return ephemeral(self.status())
         if sub == "oncall":
             return ephemeral(self.oncall())
-        if sub in ("ack", "resolve") and len(words) >= 2:
+        if sub in ("ack", "resolve", "reply") and len(words) >= 2:
             try:
                 target = case_id(words[1], "case")
             except BadPayload:
                 shown = escape_mrkdwn(words[1] if len(words[1]) <= 24 else words[1][:24] + "…")
                 return ephemeral(f"没有工单 {shown}：工单号是 `/koubei status` 列出的数字，如 12")
+            if sub == "reply":
+                return ephemeral(self.reply(target, actor, words[2:]))
             if sub == "ack":
                 return ephemeral(self.run(target, actor, case_actions.acknowledge))
             note = words[2] if len(words) > 2 else ""
@@ -171,8 +174,27 @@ class Interactions:
             return ephemeral(self.run(target, actor, act))
         return ephemeral(
             "用法：`/koubei status` 未结工单 · `/koubei ack 12` 确认 · "
+            "`/koubei reply 12 链接 回复内容` 记录首次回应 · "
             "`/koubei resolve 12 处理说明` 解决 · `/koubei oncall` 当前值班"
         )
+
+    def reply(self, case_id: int, actor: Actor, rest: list[str]) -> str:
+        """`/koubei reply 12 [https://...] 回复内容`: reply publicly (App Store reviews through
+        Apple's API) or record the reply made on the platform, with its link."""
+        first, _, rest_text = (rest[0] if rest else "").partition(" ")
+        link = first.strip("<>").split("|")[0]  # Slack sends links it recognises as <url|text>
+        if link.startswith(("http://", "https://")):
+            url: str | None = link
+            text = rest_text
+        else:
+            url, text = None, rest[0] if rest else ""
+
+        def act(
+            session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime
+        ) -> str:
+            return record_reply(session, settings, case, who, now, text=text, link=url)
+
+        return self.run(case_id, actor, act)
 
     def status(self) -> str:
         with Session(self.engine) as session:
@@ -194,7 +216,7 @@ class Interactions:
             head += f"，显示前 {len(shown)} 个（按级别、开单时间排序）"
         lines = [head + "："]
         for case in shown:
-            owner = f"<@{case.owner}>" if case.owner else "无人负责"
+            owner = Actor(case.owner).mention if case.owner else "无人负责"
             due = case.ack_due if case.state != "acknowledged" else case.resolve_due
             due_text = due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—"
             state = case_state_name(case.state)
