@@ -280,6 +280,27 @@ class Lexicon(Strict):
     ]
     categories: dict[Category, list[str]]
     harm: list[str] = Field(description="P2: money or rights harmed")
+    money_categories: list[Category] = Field(
+        default_factory=list,
+        description="categories that make a post about money or rights: a model's P2 reading "
+        "counts only where one of them (or a harm word) is present",
+    )
+    failures: list[str] = Field(
+        default_factory=list,
+        description="P3 failures that make a post a complaint whatever its tone",
+    )
+    idioms: list[str] = Field(
+        default_factory=list,
+        description="phrases in which a lexicon term means something else: it is not counted",
+    )
+    joke_markers: list[str] = Field(
+        default_factory=list,
+        description="an escalation word near one of these is a joke: it is not counted",
+    )
+    money_words: list[str] = Field(
+        default_factory=list,
+        description="words naming money or personal data: a model's P2 reading counts with one",
+    )
     blocking: list[str] = Field(description="P3: a service failure that blocks the customer")
 
 
