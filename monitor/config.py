@@ -289,6 +289,10 @@ class Lexicon(Strict):
         default_factory=list,
         description="P3 failures that make a post a complaint whatever its tone",
     )
+    failure_patterns: list[str] = Field(
+        default_factory=list,
+        description="regular expressions for failures (a verb and its 'cannot' complement)",
+    )
     idioms: list[str] = Field(
         default_factory=list,
         description="phrases in which a lexicon term means something else: it is not counted",

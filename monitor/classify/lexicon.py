@@ -34,7 +34,8 @@ class Hit:
         return not (self.negated or self.reported or self.figurative)
 
 
-def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+def _pattern(terms: Iterable[str], patterns: Iterable[str] = ()) -> re.Pattern[str] | None:
+    """One alternation of the terms (longest first), then any regular-expression `patterns`."""
     parts = []
     for term in sorted(set(terms), key=len, reverse=True):
         escaped = re.escape(term)
@@ -44,6 +45,7 @@ def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
         if term[-1].isdigit():
             escaped += r"(?!\d)"
         parts.append(escaped)
+    parts += [f"(?:{p})" for p in patterns]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
@@ -103,15 +105,22 @@ class TermGroup:
     """A named set of terms compiled into one alternation (longest term wins).
 
     `jokes`: whether a joke marker near a term makes it figurative (escalation signals).
+    `patterns`: regular expressions matched beside the terms ("登不了", "点不开": a verb
+    and its "cannot" complement).
     """
 
     def __init__(
-        self, name: str, terms: Iterable[str], negatable: bool = True, jokes: bool = False
+        self,
+        name: str,
+        terms: Iterable[str],
+        negatable: bool = True,
+        jokes: bool = False,
+        patterns: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.negatable = negatable
         self.jokes = jokes
-        self._re = _pattern(terms)
+        self._re = _pattern(terms, patterns)
 
     def find(self, text: str, negation: NegationRule, figures: Figures | None = None) -> list[Hit]:
         if self._re is None:

@@ -172,7 +172,7 @@ class ModelGrader:
         if ev.positive:
             reasons.append(f"praise {quoted(ev.positive)} without complaint words")
             return Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
-        reasons.append(f"complaint words {quoted(ev.denied)} denied, reported or idioms")
+        reasons.append(f"complaint words {quoted(ev.denied)} denied or reported, or idioms")
         calm = Sentiment.POSITIVE if probs[2] > probs[1] else Sentiment.NEUTRAL
         return calm, round(max(probs[1], probs[2]) + probs[0] / 2, 3)
 

@@ -89,8 +89,8 @@ class EvidenceFinder:
         self.negative = TermGroup("negative", lexicon.negative)
         self.positive = TermGroup("positive", lexicon.positive)
         self.harm = TermGroup("harm", lexicon.harm)
-        self.blocking = TermGroup("blocking", [*lexicon.blocking, *lexicon.failures])
-        self.failures = frozenset(t.lower() for t in lexicon.failures)
+        self.blocking = TermGroup("blocking", lexicon.blocking)
+        self.failures = TermGroup("failures", lexicon.failures, patterns=lexicon.failure_patterns)
         self.money = TermGroup("money", lexicon.money_words)
         self.figures = Figures(lexicon.idioms, lexicon.joke_markers)
         # Self-harm words are never negated: a missed one costs a life. A joke is no claim.
@@ -106,7 +106,10 @@ class EvidenceFinder:
         fig = self.figures
         found = {g.name: g.find(text, self.negation, fig) for g in self.signals}
         # Idioms take over escalation, harm and topic words only: "烦死了" is still a gripe.
-        negative, blocking = (g.find(text, self.negation) for g in (self.negative, self.blocking))
+        negative, blocking, failures = (
+            g.find(text, self.negation) for g in (self.negative, self.blocking, self.failures)
+        )
+        blocking = _distinct([*failures, *blocking])
         harm = self.harm.find(text, self.negation, fig)
         live = [h for h in negative if h.live]
         # "不推荐" is a negative term; the "推荐" inside it is not praise.
@@ -135,7 +138,7 @@ class EvidenceFinder:
             turns=any(h.start >= first_denied for h in self.turn.find(text, self.negation)),
             money=[h for h in self.money.find(text, self.negation) if h.live],
             figurative=[h for hits in found.values() for h in hits if h.figurative],
-            failures=[h for h in live_blocking if h.term.lower() in self.failures],
+            failures=[h for h in failures if h.live],
             claims=_distinct(
                 h for h in (*negative, *harm, *blocking) if h.live and h.term not in self.topics
             ),
