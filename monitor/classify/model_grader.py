@@ -24,6 +24,11 @@ group ("已经起诉") unless the model is sure it is no complaint (at most 0.1)
 no word says something went wrong ("利息太高了，已经向人行反映了" is one). The
 model's sentiment alone never hides harm done to a customer, while "请问12378是
 什么电话", "打12378投诉后客服解决了，满意" and "律师朋友说借款合同要仔细看" stay calm.
+
+A failure that stops the customer ("一直闪退", "登不了", "Can't log in") makes the
+post a complaint too, whatever the model reads: praise of an older version and
+sarcasm ("真棒，又打不开了") are how real reviews say it. In a mostly English
+post the model is never "sure" against the lexicon's calm cues: it learnt Chinese.
 """
 
 from __future__ import annotations
