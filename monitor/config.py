@@ -11,6 +11,7 @@ naming the file, the key path and what is wrong.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
@@ -301,6 +302,20 @@ class Lexicon(Strict):
         default_factory=list,
         description="an escalation word near one of these is a joke: it is not counted",
     )
+
+    @field_validator("failure_patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"item {i} {pattern!r} is not a valid regular expression ({exc}); "
+                    "write it as Python's re module reads it"
+                ) from exc
+        return value
+
     money_words: list[str] = Field(
         default_factory=list,
         description="words naming money or personal data: a model's P2 reading counts with one",

@@ -112,3 +112,15 @@ def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
     assert settings.database_url().startswith("sqlite:///")
     with pytest.raises(ConfigError, match="Extra inputs"):
         load_settings(edit(path, {"slack.token": "xoxb-in-a-file"}), env={})
+
+
+def test_a_broken_failure_pattern_names_the_file_and_the_pattern(tmp_path: Path) -> None:
+    lexicon = yaml.safe_load((CONFIG_DIR / "lexicon.yaml").read_text(encoding="utf-8"))
+    lexicon["failure_patterns"] = ["(?:登|进)不了", "(?:登|进不了"]
+    (tmp_path / "lexicon.yaml").write_text(yaml.safe_dump(lexicon, allow_unicode=True), "utf-8")
+    path = edit(write_config(tmp_path), {"lexicon_file": str(tmp_path / "lexicon.yaml")})
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.file.endswith("lexicon.yaml")
+    assert "failure_patterns" in str(info.value) and "(?:登|进不了" in str(info.value)
+    assert "not a valid regular expression" in str(info.value)
