@@ -21,7 +21,7 @@ either held-out part. Usage:
     .venv/bin/python bench/classify.py --real-only [--real-split train]
 
 `--real-only` measures the real posts alone (model, rules grader, TF-IDF on
-CCF), in well under a minute; `--real-split train` reads the train split, for
+CCF), in about a minute; `--real-split train` reads the train split, for
 error analysis, so the held-out split's errors need never be read.
 
 Needs the public data (skips with a message when absent) and, for the TF-IDF,
