@@ -11,6 +11,7 @@ naming the file, the key path and what is wrong.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
@@ -330,6 +331,45 @@ class Lexicon(Strict):
     ]
     categories: dict[Category, list[str]]
     harm: list[str] = Field(description="P2: money or rights harmed")
+    money_categories: list[Category] = Field(
+        default_factory=list,
+        description="categories that make a post about money or rights: a model's P2 reading "
+        "counts only where one of them (or a harm word) is present",
+    )
+    failures: list[str] = Field(
+        default_factory=list,
+        description="P3 failures that make a post a complaint whatever its tone",
+    )
+    failure_patterns: list[str] = Field(
+        default_factory=list,
+        description="regular expressions for failures (a verb and its 'cannot' complement)",
+    )
+    idioms: list[str] = Field(
+        default_factory=list,
+        description="phrases in which a lexicon term means something else: it is not counted",
+    )
+    joke_markers: list[str] = Field(
+        default_factory=list,
+        description="an escalation word near one of these is a joke: it is not counted",
+    )
+
+    @field_validator("failure_patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"item {i} {pattern!r} is not a valid regular expression ({exc}); "
+                    "write it as Python's re module reads it"
+                ) from exc
+        return value
+
+    money_words: list[str] = Field(
+        default_factory=list,
+        description="words naming money or personal data: a model's P2 reading counts with one",
+    )
     blocking: list[str] = Field(description="P3: a service failure that blocks the customer")
 
 

@@ -195,3 +195,15 @@ def test_duplicate_yaml_keys_are_refused_naming_the_key_and_both_lines(tmp_path:
         f"timezone: duplicate key at line {len(lines)} (first at line {first_tz})",
         f"slack.channels.crisis: duplicate key at line {crisis + 2} (first at line {crisis + 1})",
     )
+
+
+def test_a_broken_failure_pattern_names_the_file_and_the_pattern(tmp_path: Path) -> None:
+    lexicon = yaml.safe_load((CONFIG_DIR / "lexicon.yaml").read_text(encoding="utf-8"))
+    lexicon["failure_patterns"] = ["(?:登|进)不了", "(?:登|进不了"]
+    (tmp_path / "lexicon.yaml").write_text(yaml.safe_dump(lexicon, allow_unicode=True), "utf-8")
+    path = edit(write_config(tmp_path), {"lexicon_file": str(tmp_path / "lexicon.yaml")})
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.file.endswith("lexicon.yaml")
+    assert "failure_patterns" in str(info.value) and "(?:登|进不了" in str(info.value)
+    assert "not a valid regular expression" in str(info.value)

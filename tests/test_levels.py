@@ -54,8 +54,19 @@ def test_the_model_never_lowers_a_grade_nor_makes_a_crisis(grader: ModelGrader) 
     harm = verdict(grader, "未经同意扣款，卡里的钱被划走了", Prediction(NEGATIVE, QUIET, low))
     assert harm.severity is Severity.P2
     high = {"P2": 0.99, "P3": 0.99}
-    mild = verdict(grader, "界面有点丑", Prediction(NEGATIVE, QUIET, high))
-    assert mild.severity is Severity.P2  # the model may raise up to P2, never to a crisis page
+    money = verdict(grader, "钱怎么少了，界面还有点丑", Prediction(NEGATIVE, QUIET, high))
+    assert money.severity is Severity.P2  # the model may raise up to P2, never to a crisis page
+
+
+def test_the_models_p2_reading_needs_money_or_rights_in_the_post(grader: ModelGrader) -> None:
+    # Real app reviews: anger at a failed login reads as P2 to a model that learnt anger
+    # from fee complaints; with no money, fee or personal-data word it stays at P3.
+    high = {"P2": 0.99, "P3": 0.99}
+    angry = verdict(grader, "什么破软件，界面有点丑", Prediction(NEGATIVE, QUIET, high))
+    assert angry.severity is Severity.P3
+    assert "model's P2 reading (0.99) unused: no money or rights topic" in angry.reasons
+    fees = verdict(grader, "什么破软件，乱收年费", Prediction(NEGATIVE, QUIET, high))
+    assert fees.severity is Severity.P2
 
 
 def test_levels_do_not_grade_calm_text(grader: ModelGrader) -> None:

@@ -187,3 +187,55 @@ def test_a_users_own_sentiment_checkpoint_serves_after_export(tmp_path: Path) ->
     row = json.loads(result.stdout)
     assert list(row) == KEYS
     assert {"deduction", "collection"} <= set(row["categories"]) or row["sentiment"] != "negative"
+
+
+def test_idioms_jokes_and_forum_facts_page_nobody(grader: ModelGrader) -> None:
+    # Each of these was a P1-P3 page or alert before: the words are there, the claim is not.
+    for text, rating in (
+        ("笑得我不想活了哈哈哈", None),
+        ("I love this app, fast approval 👍", None),
+        ("不是骗子…正规平台，客服也耐心", 5),
+        ("内存泄露严重，越用越卡", None),
+        ("银行会起诉逾期不还的人", None),
+        ("楼主千万别轻生，人在就有希望", None),
+        ("楼主直接投诉到银监会就行", None),
+    ):
+        verdict = grader.grade(text, rating=rating)
+        assert verdict.severity.value in ("none", "P4"), (text, verdict.reasons)
+        assert not verdict.signals, (text, verdict.reasons)
+    courier = grader.grade("卡员上门拍照核实，一周就拿到卡了")
+    assert courier.severity.value != "P1" and not courier.signals, courier.reasons
+    joke = grader.grade("笑得我不想活了哈哈哈")
+    assert any("“不想活了” read as an idiom or a joke" in r for r in joke.reasons)
+
+
+def test_blocking_failures_alert_whatever_the_script_or_tone(grader: ModelGrader) -> None:
+    for text in (
+        "根本进不去",
+        "登不上",
+        "卡死了",
+        "用不了",
+        "一直闪退",
+        "登入不了，一直閃退",
+        "真棒，又打不开了",
+        "以前很好用，更新后就打不开了",
+        "Can't log in since the update",
+    ):
+        verdict = grader.grade(text)
+        assert verdict.severity.value == "P3", (text, verdict.reasons)
+        assert any(
+            r.startswith("P3 service failure blocks the customer: “") for r in verdict.reasons
+        )
+
+
+def test_a_crisis_still_pages_beside_a_joke_elsewhere(grader: ModelGrader) -> None:
+    verdict = grader.grade("昨天还笑得很开心。今天催收说要上门找我家人，被逼得不想活了")
+    assert verdict.severity.value == "P1" and "self_harm" in verdict.signals, verdict.reasons
+
+
+def test_a_bank_suing_the_writer_is_no_escalation_by_the_writer(grader: ModelGrader) -> None:
+    # The bank's warning is collection pressure; the writer going to court is a crisis.
+    sued = grader.grade("他说今天不还就起诉我，网贷坑人啊")
+    assert sued.severity.value != "P1" and "legal" not in sued.signals, sued.reasons
+    suing = grader.grade("已经找律师了，准备起诉你们")
+    assert suing.severity.value == "P1" and "legal" in suing.signals, suing.reasons

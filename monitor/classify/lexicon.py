@@ -2,7 +2,10 @@
 
 A term is not the writer's own claim when it is negated ("没有暴力催收", "不威胁")
 or reported ("听说这家暴力催收", "比起某些收砍头息的平台"): both are scoped to the
-clause, so "没有暴力催收，但是利息太高了" still complains of the interest.
+clause, so "没有暴力催收，但是利息太高了" still complains of the interest. Nor is
+it when it is figurative (`Figures`): part of an idiom that means something else
+("内存泄露" is no privacy leak, "卡员上门" no collector at the door), or an
+escalation word in a joke ("笑得我不想活了哈哈哈").
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ class Hit:
     end: int
     negated: bool
     reported: bool = False
+    figurative: bool = False
 
     @property
     def live(self) -> bool:
-        """The writer says it happened: neither denied nor someone else's story."""
-        return not (self.negated or self.reported)
+        """The writer says it happened: not denied, not someone else's story, not a figure."""
+        return not (self.negated or self.reported or self.figurative)
 
 
-def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+def _pattern(terms: Iterable[str], patterns: Iterable[str] = ()) -> re.Pattern[str] | None:
+    """One alternation of the terms (longest first), then any regular-expression `patterns`."""
     parts = []
     for term in sorted(set(terms), key=len, reverse=True):
         escaped = re.escape(term)
@@ -40,6 +45,7 @@ def _pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
         if term[-1].isdigit():
             escaped += r"(?!\d)"
         parts.append(escaped)
+    parts += [f"(?:{p})" for p in patterns]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
@@ -56,17 +62,70 @@ def _clause_before(text: str, start: int, reach: int | None = None) -> str:
     return text[i:start]
 
 
-class TermGroup:
-    """A named set of terms compiled into one alternation (longest term wins)."""
+def _clause_after(text: str, end: int, clauses: int = 2) -> str:
+    """The text after `end` to the end of its clause and of the next `clauses - 1`."""
+    i, left = end, clauses
+    while i < len(text):
+        if text[i] in _BREAK_CHARS:
+            # A run of breaks ("哈哈哈!!!") ends one clause, not several.
+            while i < len(text) and text[i] in _BREAK_CHARS:
+                i += 1
+            left -= 1
+            if left == 0:
+                break
+            continue
+        i += 1
+    return text[end:i]
 
-    def __init__(self, name: str, terms: Iterable[str], negatable: bool = True) -> None:
+
+class Figures:
+    """Terms used figuratively: inside an idiom, or an escalation word in a joke.
+
+    An `idioms` phrase that overlaps a term takes it over ("内存泄露" holds "泄露",
+    "联名卡" holds "联名"). A `joke` marker in the term's clause or the next
+    ("笑得我不想活了哈哈哈", "不想活了😂") makes a term of a joke-prone group (the
+    escalation signals) no claim: nobody is paged for a laugh.
+    """
+
+    def __init__(self, idioms: Iterable[str] = (), jokes: Iterable[str] = ()) -> None:
+        self._idioms = _pattern(idioms)
+        self._jokes = _pattern(jokes)
+
+    def idiom_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self._idioms.finditer(text)] if self._idioms else []
+
+    def joking(self, text: str, start: int, end: int) -> bool:
+        if self._jokes is None:
+            return False
+        around = _clause_before(text, start) + text[start:end] + _clause_after(text, end)
+        return self._jokes.search(around) is not None
+
+
+class TermGroup:
+    """A named set of terms compiled into one alternation (longest term wins).
+
+    `jokes`: whether a joke marker near a term makes it figurative (escalation signals).
+    `patterns`: regular expressions matched beside the terms ("登不了", "点不开": a verb
+    and its "cannot" complement).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        terms: Iterable[str],
+        negatable: bool = True,
+        jokes: bool = False,
+        patterns: Iterable[str] = (),
+    ) -> None:
         self.name = name
         self.negatable = negatable
-        self._re = _pattern(terms)
+        self.jokes = jokes
+        self._re = _pattern(terms, patterns)
 
-    def find(self, text: str, negation: NegationRule) -> list[Hit]:
+    def find(self, text: str, negation: NegationRule, figures: Figures | None = None) -> list[Hit]:
         if self._re is None:
             return []
+        spans = figures.idiom_spans(text) if figures is not None else []
         return [
             Hit(
                 m.group(),
@@ -74,6 +133,11 @@ class TermGroup:
                 m.end(),
                 self.negatable and negation.applies(text, m.start()),
                 self.negatable and negation.reported(text, m.start()),
+                figures is not None
+                and (
+                    any(a < m.end() and m.start() < b for a, b in spans)
+                    or (self.jokes and figures.joking(text, m.start(), m.end()))
+                ),
             )
             for m in self._re.finditer(text)
         ]

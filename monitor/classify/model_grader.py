@@ -24,6 +24,11 @@ group ("已经起诉") unless the model is sure it is no complaint (at most 0.1)
 no word says something went wrong ("利息太高了，已经向人行反映了" is one). The
 model's sentiment alone never hides harm done to a customer, while "请问12378是
 什么电话", "打12378投诉后客服解决了，满意" and "律师朋友说借款合同要仔细看" stay calm.
+
+A failure that stops the customer ("一直闪退", "登不了", "Can't log in") makes the
+post a complaint too, whatever the model reads: praise of an older version and
+sarcasm ("真棒，又打不开了") are how real reviews say it. In a mostly English
+post the model is never "sure" against the lexicon's calm cues: it learnt Chinese.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ _ORDER = (Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE)
 _SURE = 0.9
 # Signals that are harm done to someone, not a place named: no calm reading outweighs them.
 _HARM_DONE = frozenset({"threat", "third_party"})
+
+
+def _mostly_latin(text: str) -> bool:
+    """More Latin letters than Chinese characters: an English or mostly English post."""
+    latin = sum(1 for c in text if c.isascii() and c.isalpha())
+    han = sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+    return latin > han
 
 
 class TextModel(Protocol):
@@ -73,6 +85,7 @@ class ModelGrader:
         self.category_threshold = category_threshold
         self.floors = {k: Severity(v) for k, v in (category_floor or {}).items()}
         self.level_threshold = level_threshold
+        self.money = frozenset(lexicon.money_categories)
         self.name = f"model:{classifier.version}"
 
     def grade(
@@ -110,10 +123,16 @@ class ModelGrader:
         calm_cue = ev.is_question or bool(ev.positive) or ev.denies
         if sentiment is Sentiment.NEGATIVE and calm_cue and ev.claim_words == 0:
             # A denial outweighs even a sure model: it misreads negation, the lexicon does not.
-            if probs[0] < _SURE or ev.denies:
+            # Nor is it sure of English: it learnt Chinese ("I love this app, fast approval").
+            if probs[0] < _SURE or ev.denies or _mostly_latin(item.text):
                 sentiment, score = self._calm(ev, probs, reasons)
             else:
                 reasons.append(f"calm cues outweighed: the model is sure ({probs[0]:.2f})")
+        if ev.failures and sentiment is not Sentiment.NEGATIVE:
+            # "以前很好用，更新后打不开": a failure that stops the customer is a complaint
+            # however the post sounds; a small model reads the praise, or sarcasm, instead.
+            reasons.append(f"failure words {quoted(ev.failures)} make it a complaint")
+            sentiment, score = Sentiment.NEGATIVE, round(probs[0], 3)
         if "self_harm" in ev.signals and sentiment is not Sentiment.NEGATIVE:
             reasons.append(f"self-harm words {quoted(ev.signals['self_harm'])} override the model")
             # The score stays the model's own: how sure it was, not how sure the override is.
@@ -133,7 +152,7 @@ class ModelGrader:
             categories.remove("other")
         level = None
         if sentiment is Sentiment.NEGATIVE:
-            level = self._level(pred, probs[0], ev.complaint_words, reasons)
+            level = self._level(pred, probs[0], ev, categories, reasons)
         return decide(
             sentiment,
             score,
@@ -158,21 +177,35 @@ class ModelGrader:
         if ev.positive:
             reasons.append(f"praise {quoted(ev.positive)} without complaint words")
             return Sentiment.POSITIVE, round(probs[2] + probs[0] / 2, 3)
-        reasons.append(f"complaint words {quoted(ev.denied)} denied or reported")
+        reasons.append(f"complaint words {quoted(ev.denied)} denied or reported, or idioms")
         calm = Sentiment.POSITIVE if probs[2] > probs[1] else Sentiment.NEUTRAL
         return calm, round(max(probs[1], probs[2]) + probs[0] / 2, 3)
 
     def _level(
-        self, pred: Prediction, p_negative: float, complaint_words: int, reasons: list[str]
+        self,
+        pred: Prediction,
+        p_negative: float,
+        ev: Evidence,
+        categories: list[str],
+        reasons: list[str],
     ) -> tuple[Severity, float] | None:
         """The gravest level the model reads at `level_threshold` or above, if it may be used.
 
         The level raises a grade on the model's word alone when no lexicon word backs the
-        complaint; then the model must also be sure it is a complaint at all.
+        complaint; then the model must also be sure it is a complaint at all. Its P2
+        reading needs a money or rights topic in the post (harm words, a category such
+        as fees or deduction, or a money word such as "钱"): on real posts an angry app
+        review reads as P2 to a model that learnt anger from fee complaints.
         """
+        complaint_words = ev.complaint_words
         for grade in LEVELS:  # gravest first
             p = pred.levels.get(grade)
             if p is not None and p >= self.level_threshold:
+                if grade == "P2" and not (
+                    ev.harm or ev.money or self.money.intersection(categories)
+                ):
+                    reasons.append(f"model's P2 reading ({p:.2f}) unused: no money or rights topic")
+                    continue
                 if complaint_words == 0 and p_negative < _SURE:
                     reasons.append(
                         f"model's {grade} reading ({p:.2f}) unused: "

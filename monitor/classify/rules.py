@@ -66,6 +66,9 @@ class RulesGrader:
         if ev.positive:
             reasons.append(f"positive words: {quoted(ev.positive)}")
 
+        if ev.failures:
+            reasons.append(f"failure words {quoted(ev.failures)} make it a complaint")
+            return Sentiment.NEGATIVE, round(1 / (1 + math.exp(-max(1.0, -score))), 3)
         if ev.is_question and ev.complaint_words == 0 and (rating is None or rating >= 3):
             reasons.append("a question without complaint words")
             return Sentiment.NEUTRAL, 0.6

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from monitor.classify.lexicon import Hit, NegationRule, TermGroup
+from monitor.classify.fold import to_simplified
+from monitor.classify.lexicon import Figures, Hit, NegationRule, TermGroup
 from monitor.config import Lexicon, RaisePolicy
 from monitor.domain import Sentiment, Severity, Verdict
 
@@ -43,6 +44,12 @@ class Evidence:
     claims: list[Hit]
     # A turn after the denial ("没有暴力催收，但是利息太高了"): a complaint follows.
     turns: bool
+    # Money or personal data named ("钱", "余额", "相册"): what a P2 reading is about.
+    money: list[Hit] = field(default_factory=list)
+    # Escalation words read as idioms or jokes ("笑得我不想活了哈哈哈"): named in reasons.
+    figurative: list[Hit] = field(default_factory=list)
+    # Failures that stop the customer whatever the tone ("一直闪退", "根本进不去").
+    failures: list[Hit] = field(default_factory=list)
 
     @property
     def complaint_words(self) -> int:
@@ -83,18 +90,27 @@ class EvidenceFinder:
         self.positive = TermGroup("positive", lexicon.positive)
         self.harm = TermGroup("harm", lexicon.harm)
         self.blocking = TermGroup("blocking", lexicon.blocking)
-        # Self-harm words are never negated: a missed one costs a life.
+        self.failures = TermGroup("failures", lexicon.failures, patterns=lexicon.failure_patterns)
+        self.money = TermGroup("money", lexicon.money_words)
+        self.figures = Figures(lexicon.idioms, lexicon.joke_markers)
+        # Self-harm words are never negated: a missed one costs a life. A joke is no claim.
         self.signals = [
-            TermGroup(name, terms, negatable=(name != "self_harm"))
+            TermGroup(name, terms, negatable=(name != "self_harm"), jokes=True)
             for name, terms in lexicon.signals.items()
         ]
         self.categories = [TermGroup(name, terms) for name, terms in lexicon.categories.items()]
 
     def find(self, text: str) -> Evidence:
-        found = {g.name: g.find(text, self.negation) for g in self.signals}
-        negative, harm, blocking = (
-            g.find(text, self.negation) for g in (self.negative, self.harm, self.blocking)
+        # The terms are simplified Chinese: "閃退" is read as "闪退".
+        text = to_simplified(text)
+        fig = self.figures
+        found = {g.name: g.find(text, self.negation, fig) for g in self.signals}
+        # Idioms take over escalation, harm and topic words only: "烦死了" is still a gripe.
+        negative, blocking, failures = (
+            g.find(text, self.negation) for g in (self.negative, self.blocking, self.failures)
         )
+        blocking = _distinct([*failures, *blocking])
+        harm = self.harm.find(text, self.negation, fig)
         live = [h for h in negative if h.live]
         # "不推荐" is a negative term; the "推荐" inside it is not praise.
         pos_all = [
@@ -104,13 +120,14 @@ class EvidenceFinder:
         ]
         # Category words are not among them: "没到账", "不放款" complain.
         words = [h for hits in (negative, harm, blocking, *found.values()) for h in hits]
-        by_category = {g.name: g.find(text, self.negation) for g in self.categories}
+        by_category = {g.name: g.find(text, self.negation, fig) for g in self.categories}
         denied = [h for h in words if not h.live]
+        live_blocking = [h for h in blocking if h.live]
         first_denied = min((h.end for h in denied), default=len(text))
         return Evidence(
             signals={k: [h for h in v if h.live] for k, v in found.items() if _any_live(v)},
             harm=[h for h in harm if h.live],
-            blocking=[h for h in blocking if h.live],
+            blocking=live_blocking,
             categories=[name for name, hits in by_category.items() if _any_live(hits)],
             negative=live,
             positive=[h for h in pos_all if h.live],
@@ -119,6 +136,9 @@ class EvidenceFinder:
             or bool(self._ends_asking and self._ends_asking.search(text)),
             denied=denied,
             turns=any(h.start >= first_denied for h in self.turn.find(text, self.negation)),
+            money=[h for h in self.money.find(text, self.negation) if h.live],
+            figurative=[h for hits in found.values() for h in hits if h.figurative],
+            failures=[h for h in failures if h.live],
             claims=_distinct(
                 h for h in (*negative, *harm, *blocking) if h.live and h.term not in self.topics
             ),
@@ -159,6 +179,8 @@ def decide(
     model_level: tuple[Severity, float] | None = None,
 ) -> Verdict:
     signals = tuple(evidence.signals)
+    if evidence.figurative:
+        reasons.append(f"no escalation: {quoted(evidence.figurative)} read as an idiom or a joke")
     if sentiment is Sentiment.NEGATIVE and not categories:
         categories = ["other"]
     if sentiment is not Sentiment.NEGATIVE:
