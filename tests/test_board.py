@@ -557,3 +557,23 @@ def test_failed_sign_ins_are_limited_per_address_too(client: httpx.Client, svc: 
     assert codes == [401] * 20
     # ... but the address has failed twenty times: it waits, even for a fresh account.
     assert attempt("extra1", PASSWORD) == 429
+
+
+def test_the_follow_up_list_shows_due_calls_and_records_one(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, clock: FakeClock
+) -> None:
+    case_id = open_cases(svc, appstore)["P2"]
+    agent = login("agent1")
+    form(agent, f"/cases/{case_id}/resolve", f"/cases/{case_id}", note="已退款", satisfaction="3")
+    viewer = login("viewer1")
+    page = viewer.get("/followups").text
+    assert f'data-followup="{case_id}"' in page and "未到期" in page  # P2: due in two days
+    assert f'action="/followups/{case_id}"' not in page  # viewers read only
+    clock.advance(timedelta(days=5))
+    assert "已逾期" in viewer.get("/followups").text
+    form(
+        agent, f"/followups/{case_id}", "/followups", reached="yes", satisfaction="5", settled="yes"
+    )
+    assert case_row(svc, case_id).satisfaction == 5
+    assert f'data-followup="{case_id}"' not in viewer.get("/followups").text
+    assert events(svc, case_id)[-1] == "followup"

@@ -110,6 +110,9 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
     assert "no further escalation (0 new thread messages)" in result.stdout
     # The first-party channels: App Store Connect, the app's own feedback, follow-up calls.
     assert re.search(r"Collected appstore-connect .*: 4 reviews, 4 new", result.stdout)
+    assert re.search(
+        r"Public reply on 工单 #\d+: .*PENDING_PUBLISH \(1 POST\).*1 status change", result.stdout
+    )
     assert "In-app feedback: HTTP 202, 3 events accepted" in result.stdout
     assert "1 duplicate, nothing stored twice" in result.stdout
     assert "客户不认可，工单已重开" in result.stdout and "回访率" in result.stdout

@@ -17,6 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session, col, select
 
+from monitor.alerting.outbox import drain_outbox
+from monitor.alerting.review_replies import AppStoreReplySink, RoutingSink
+from monitor.alerting.sinks import Sink
 from monitor.case_actions import Actor
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig
@@ -24,7 +27,8 @@ from monitor.fakes.app_backend import FakeAppBackend
 from monitor.fakes.appstoreconnect import ConnectReview, FakeAppStoreConnect, ReviewResponse
 from monitor.followups import record_followup
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import CaseRow
+from monitor.replies import record_reply
+from monitor.store.tables import CaseRow, PostRow
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
 from monitor.web.ingest import Ingestor
@@ -156,6 +160,39 @@ def collect_connect(svc: Services, fake: FakeAppStoreConnect, source: SourceConf
         f"Collected {source.name} (App Store Connect API, ES256 token checked by the fake): "
         f"{got.fetched} reviews, {got.new} new, {got.cases_opened} cases opened; "
         f"{answered} already answered in App Store Connect"
+    )
+
+
+def reply_to_a_review(
+    svc: Services, fake: FakeAppStoreConnect, source: SourceConfig, messages: Sink
+) -> str:
+    """PR answers the fee complaint on the App Store, through the outbox and Apple's API."""
+    with Session(svc.engine) as s:
+        post = (
+            s.execute(
+                select(PostRow).where(
+                    col(PostRow.source) == source.name, col(PostRow.case_id).is_not(None)
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if post is None or post.case_id is None:
+        return "App Store Connect: no case to reply to"
+    text = "您好，提前还款的违约金已为您全额退回，给您带来不便深表歉意。"
+    with Session(svc.engine) as s, s.begin():
+        case = s.get_one(CaseRow, post.case_id)
+        said = record_reply(s, svc.settings, case, Actor("U0PRLEAD01"), svc.clock.now(), text=text)
+    routed = RoutingSink(messages, AppStoreReplySink([source], svc.http))
+    drain_outbox(svc.engine, routed, svc.settings.app.outbox, svc.clock, limit=10_000)
+    review = next(r for r in fake.reviews if r.id == post.external_id)
+    state = review.response.state if review.response else "none"
+    fake.publish()
+    again = run_source(svc, source)
+    return (
+        f"Public reply on 工单 #{post.case_id}: {said}; Apple holds it as {state} "
+        f"({fake.reply_posts} POST); once published the next collection reads it "
+        f"({again.status_changes} status change: 回复待发布 → 已回复)"
     )
 
 

@@ -40,6 +40,7 @@ from monitor.demo.first_party import (
     collect_connect,
     demo_policy,
     follow_up,
+    reply_to_a_review,
     send_in_app_feedback,
 )
 from monitor.demo.sources import (
@@ -207,6 +208,7 @@ class Demo:
                 )
             with app_store_connect(self.clock) as (connect, connect_source):
                 print(collect_connect(svc, connect, connect_source))
+                print(reply_to_a_review(svc, connect, connect_source, sink))
             print(send_in_app_feedback(svc, self.clock, SIGNING_SECRET))
             self.print_joined(svc)
             self.cycle(svc, sink)

@@ -11,7 +11,16 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from monitor.errors import ConfigError
 from monitor.store.users import ROLE_NAMES
-from monitor.web import accounts_page, auth, board_page, case_page, search, stories, trends
+from monitor.web import (
+    accounts_page,
+    auth,
+    board_page,
+    case_page,
+    followups_page,
+    search,
+    stories,
+    trends,
+)
 from monitor.web.auth import BadCsrf, Forbidden, NeedLogin, login_redirect
 from monitor.web.oidc import OidcSettings, oidc_router
 from monitor.web.pages import HERE, Board, render
@@ -43,7 +52,16 @@ def mount_board(app: FastAPI, board: Board, session_secret: str, secure_cookies:
         https_only=secure_cookies,
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (auth, board_page, case_page, accounts_page, search, stories, trends):
+    for module in (
+        auth,
+        board_page,
+        case_page,
+        accounts_page,
+        search,
+        stories,
+        trends,
+        followups_page,
+    ):
         app.include_router(module.router)
     oidc = OidcSettings.from_secrets(board.settings.secrets)
     if oidc is not None:
