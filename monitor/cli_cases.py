@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
+
+if TYPE_CHECKING:  # the commands import the work floor only when they run
+    from sqlmodel import Session
+
+    from monitor.case_actions import Actor
+    from monitor.store.tables import CaseRow
+
+    # What a case action takes, as for the Slack buttons and the board.
+    CaseAction = Callable[[Session, Settings, CaseRow, Actor, datetime], str]
 
 ConfigOpt = Annotated[
     Path | None,
@@ -67,36 +78,22 @@ def followup(
     by: Annotated[str, typer.Option(help="who called (Slack user id or name)")] = "koubei-cli",
 ) -> None:
     """Record a follow-up call on a resolved case."""
-    from sqlmodel import Session
-
-    from monitor.app import open_store
-    from monitor.case_actions import ActionRefused, Actor
-    from monitor.clock import SystemClock
     from monitor.followups import record_followup
-    from monitor.store.tables import CaseRow
 
-    settings = load_settings(config)
-    with Session(open_store(settings)) as session, session.begin():
-        case = session.get(CaseRow, case_id, with_for_update=True)
-        if case is None:
-            typer.echo(f"没有工单 #{case_id}", err=True)
-            raise typer.Exit(2)
-        try:
-            said = record_followup(
-                session,
-                settings,
-                case,
-                Actor(by),
-                SystemClock().now(),
-                reached=reached,
-                satisfaction=satisfaction,
-                settled=settled,
-                note=note,
-            )
-        except ActionRefused as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-    typer.echo(said)
+    def call(session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime) -> str:
+        return record_followup(
+            session,
+            settings,
+            case,
+            who,
+            now,
+            reached=reached,
+            satisfaction=satisfaction,
+            settled=settled,
+            note=note,
+        )
+
+    _act(config, case_id, by, call)
 
 
 def reply(
@@ -110,12 +107,21 @@ def reply(
     by: Annotated[str, typer.Option(help="who replies (Slack user id or name)")] = "koubei-cli",
 ) -> None:
     """Reply publicly: App Store reviews through Apple's API (via the outbox), others recorded."""
+    from monitor.replies import record_reply
+
+    def send(session: Session, settings: Settings, case: CaseRow, who: Actor, now: datetime) -> str:
+        return record_reply(session, settings, case, who, now, text=text, link=link)
+
+    _act(config, case_id, by, send)
+
+
+def _act(config: Path | None, case_id: int, by: str, action: CaseAction) -> None:
+    """Run a case action on the locked row in one transaction, as the Slack buttons do."""
     from sqlmodel import Session
 
     from monitor.app import open_store
     from monitor.case_actions import ActionRefused, Actor
     from monitor.clock import SystemClock
-    from monitor.replies import record_reply
     from monitor.store.tables import CaseRow
 
     settings = load_settings(config)
@@ -125,9 +131,7 @@ def reply(
             typer.echo(f"没有工单 #{case_id}", err=True)
             raise typer.Exit(2)
         try:
-            said = record_reply(
-                session, settings, case, Actor(by), SystemClock().now(), text=text, link=link
-            )
+            said = action(session, settings, case, Actor(by), SystemClock().now())
         except ActionRefused as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None

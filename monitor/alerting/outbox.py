@@ -72,6 +72,23 @@ class _Claim:
     thread: tuple[str, str] | None  # (channel id, ts) of the case's message
 
 
+def _waiting(row: DeliveryRow, kind: str) -> _Claim:
+    """A claim that sends nothing: the row waits for its case's message (or failed with it)."""
+    return _Claim(
+        row.id or 0,
+        row.alert_id,
+        kind,
+        "wait",
+        row.channel,
+        row.case_id,
+        row.attempts,
+        False,
+        row.created_at,
+        {},
+        None,
+    )
+
+
 def _backoff(config: OutboxConfig, attempts: int) -> timedelta:
     return timedelta(seconds=min(config.max_backoff_seconds, 5.0 * 2 ** max(0, attempts - 1)))
 
@@ -121,34 +138,10 @@ def _claim_next(
                     row.status = DeliveryStatus.FAILED.value
                     row.maybe_sent = False
                     row.last_error = f"the case's message (delivery {root}) failed; no thread"
-                    return _Claim(
-                        row.id or 0,
-                        row.alert_id,
-                        alert.kind,
-                        "wait",
-                        row.channel,
-                        row.case_id,
-                        row.attempts,
-                        False,
-                        row.created_at,
-                        {},
-                        None,
-                    )
+                    return _waiting(row, alert.kind)
                 # The case's message is not out yet (it may ride in a group): wait.
                 row.next_attempt_at = now + _WAIT_FOR_ROOT
-                return _Claim(
-                    row.id or 0,
-                    row.alert_id,
-                    alert.kind,
-                    "wait",
-                    row.channel,
-                    row.case_id,
-                    row.attempts,
-                    False,
-                    row.created_at,
-                    {},
-                    None,
-                )
+                return _waiting(row, alert.kind)
             thread = (case.slack_channel, case.slack_ts)
         message = dict(alert.payload)
         if alert.kind == AlertKind.GROUP:
