@@ -215,3 +215,160 @@ class Verdict:
     severity: Severity
     reasons: tuple[str, ...]
     model: str
+
+
+# --- Notices: what the work floor tells people, with no markup ------------------------
+# The outbox stores a Notice as JSON (`Notice.to_json`) and each sink renders it at
+# delivery time in its own format (Slack Block Kit, WeCom/DingTalk markdown, Feishu
+# cards). Scraped text in a notice is already PII-masked and stripped of format
+# characters, but not escaped: escaping is the renderer's job, per platform.
+
+NoticeMethod = Literal["post", "reply", "update", "file"]
+
+
+@dataclass(frozen=True)
+class Mention:
+    """Whom a notice should notify: a person key of policy.yaml's people, a role, or everyone.
+
+    Sinks resolve it per platform (Slack user id, WeCom/DingTalk mobile or user id,
+    Feishu open id); a sink without mentions writes the person's name instead.
+    """
+
+    person: str | None = None
+    role: str | None = None
+    everyone: bool = False
+
+
+@dataclass(frozen=True)
+class NoticeLink:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class NoticeItem:
+    """One line of a digest, a group message or a report summary."""
+
+    text: str
+    url: str | None = None
+    grade: Severity | None = None
+    case_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A channel-neutral message: kind, grade, case, route and content, but no markup.
+
+    `route` is a channel key of the config (crisis, complaints, digest, ops,
+    executives); sinks map it to their own channel or group. `actions` are the case
+    actions the reader may take (ack, assign, first_response, resolve, reopen,
+    false_positive, escalate): buttons where the sink has them, a link otherwise.
+    """
+
+    kind: AlertKind
+    dedup_key: str
+    route: str
+    headline: str
+    grade: Severity | None = None
+    case_id: int | None = None
+    quote: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    reasons: tuple[str, ...] = ()
+    links: tuple[NoticeLink, ...] = ()
+    mentions: tuple[Mention, ...] = ()
+    actions: tuple[str, ...] = ()
+    items: tuple[NoticeItem, ...] = ()
+    status: str = ""  # the case's state line (state, owner, next deadline), plain text
+    file: str | None = None  # a report to upload with the notice
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "dedup_key": self.dedup_key,
+            "route": self.route,
+            "headline": self.headline,
+            "grade": self.grade.value if self.grade else None,
+            "case_id": self.case_id,
+            "quote": self.quote,
+            "fields": [list(f) for f in self.fields],
+            "reasons": list(self.reasons),
+            "links": [{"label": x.label, "url": x.url} for x in self.links],
+            "mentions": [
+                {"person": m.person, "role": m.role, "everyone": m.everyone} for m in self.mentions
+            ],
+            "actions": list(self.actions),
+            "items": [
+                {
+                    "text": i.text,
+                    "url": i.url,
+                    "grade": i.grade.value if i.grade else None,
+                    "case_id": i.case_id,
+                }
+                for i in self.items
+            ],
+            "status": self.status,
+            "file": self.file,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Notice:
+        def grade(value: Any) -> Severity | None:
+            return Severity(value) if value else None
+
+        return cls(
+            kind=AlertKind(data["kind"]),
+            dedup_key=str(data["dedup_key"]),
+            route=str(data["route"]),
+            headline=str(data["headline"]),
+            grade=grade(data.get("grade")),
+            case_id=data.get("case_id"),
+            quote=str(data.get("quote") or ""),
+            fields=tuple((str(k), str(v)) for k, v in data.get("fields") or ()),
+            reasons=tuple(str(r) for r in data.get("reasons") or ()),
+            links=tuple(
+                NoticeLink(str(x["label"]), str(x["url"])) for x in data.get("links") or ()
+            ),
+            mentions=tuple(
+                Mention(m.get("person"), m.get("role"), bool(m.get("everyone")))
+                for m in data.get("mentions") or ()
+            ),
+            actions=tuple(str(a) for a in data.get("actions") or ()),
+            items=tuple(
+                NoticeItem(str(i["text"]), i.get("url"), grade(i.get("grade")), i.get("case_id"))
+                for i in data.get("items") or ()
+            ),
+            status=str(data.get("status") or ""),
+            file=data.get("file"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class SinkRef:
+    """Where a sink put a message: its channel (or group) and its own message reference."""
+
+    channel: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery as the outbox hands it to a sink.
+
+    `thread` is the case's first message on this sink (for replies and edits) when the
+    sink has one; `group` holds the member notices of a group message, rendered
+    together. `method` is already adapted to the sink's capabilities: a sink without
+    threads gets "post" for a thread event, one without edits gets "post" for a state
+    change (its renderer names 工单 #id in both).
+    """
+
+    delivery_id: int
+    alert_id: int
+    method: NoticeMethod
+    channel: str
+    notice: Notice
+    created_at: datetime
+    thread: SinkRef | None = None
+    group: tuple[Notice, ...] = ()
