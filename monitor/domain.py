@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 
 class Severity(StrEnum):
@@ -372,3 +372,29 @@ class Outgoing:
     created_at: datetime
     thread: SinkRef | None = None
     group: tuple[Notice, ...] = ()
+
+
+class Sink(Protocol):
+    """Where notices go. Capabilities are class attributes, in the manner of apprise's
+    plugins; the outbox adapts each delivery to them (see `Outgoing`).
+
+    `send` raises `monitor.errors.SinkError` saying whether the attempt surely failed.
+    `find` looks for a message already sent for `out.alert_id` (after an unanswered
+    attempt); sinks without `lookup` return None.
+    """
+
+    kind: ClassVar[str]  # slack, wecom, dingtalk, feishu, console
+    threads: ClassVar[bool]
+    edits: ClassVar[bool]
+    buttons: ClassVar[bool]
+    files: ClassVar[bool]
+    mentions: ClassVar[bool]
+    lookup: ClassVar[bool]
+    max_bytes: ClassVar[int]  # the largest message the service takes, UTF-8 bytes
+    rate_per_minute: ClassVar[int]  # per robot or channel, as published
+    rate_source: ClassVar[str]  # where that limit is published
+    name: str  # the sink's name in the config's `sinks:` list
+
+    def send(self, out: Outgoing) -> SinkRef: ...
+
+    def find(self, out: Outgoing) -> SinkRef | None: ...

@@ -89,6 +89,27 @@ class DeliveryError(KoubeiError):
     pass
 
 
+class SinkError(DeliveryError):
+    """One delivery attempt failed. `definite`: the message surely did not arrive;
+    `permanent`: the service refused it for good (a retry is refused the same way);
+    `retry_after`: the service asked us to wait this many seconds (a rate limit),
+    which the outbox waits out without counting it against the delivery.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        definite: bool,
+        permanent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(redact(message))
+        self.definite = definite or permanent
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
 class StoreError(KoubeiError):
     pass
 
