@@ -1,0 +1,144 @@
+"""企业微信 (WeCom) group robot: a `markdown` message to the robot's webhook.
+
+Wire format (WeCom, 群机器人配置说明, developer.work.weixin.qq.com/document/path/91770):
+POST `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY` with
+`{"msgtype": "markdown", "markdown": {"content": "..."}}`; the content is at most
+4,096 bytes of UTF-8, a robot sends at most 20 messages a minute, and
+`<@userid>` in the content mentions a group member (markdown has no @all and
+no mobile-number mentions, which only the `text` type has). There is no
+signature: the key in the URL is the credential. The answer is
+`{"errcode": 0, "errmsg": "ok"}`; 45009 is the rate limit (waited out), 93000
+an invalid webhook key, 40058/40008/44004 a message the robot will never take.
+How a robot's attempt is classified: `robot_http`; the rendering: `robot_markdown`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from monitor.alerting import robot_http
+from monitor.alerting.robot_markdown import Ids, clip_bytes, fit, mention_name, parts, resolve
+from monitor.domain import Outgoing, Severity, SinkRef
+from monitor.errors import ConfigError, SinkError
+
+# An id that is safe inside <@...>: WeCom user ids are letters, digits and a few marks.
+_USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_COLOURS = {Severity.P1: "warning", Severity.P2: "warning", Severity.P3: "comment"}
+RATE_LIMITED = 45009
+# The key is wrong or the robot was removed; the message is malformed, empty or too long.
+PERMANENT = {
+    93000: "the webhook key is invalid or the robot was removed; check the sink's url_env",
+    40058: "the robot refused a parameter (a message over 4,096 bytes is one)",
+    40008: "the robot does not take this message type",
+    44004: "the message was empty",
+}
+FOOTER = "来自 Koubei 口碑监控"
+
+
+class WeComSink:
+    kind: ClassVar[str] = "wecom"
+    threads: ClassVar[bool] = False
+    edits: ClassVar[bool] = False
+    buttons: ClassVar[bool] = False
+    files: ClassVar[bool] = False
+    mentions: ClassVar[bool] = True
+    lookup: ClassVar[bool] = False
+    max_bytes: ClassVar[int] = 4096
+    rate_per_minute: ClassVar[int] = 20
+    rate_source: ClassVar[str] = "https://developer.work.weixin.qq.com/document/path/91770"
+    rate_limit_wait_s: ClassVar[float] = 60.0  # the published window: one minute
+
+    def __init__(self, name: str, url: str, client: httpx.Client, *, ids: Ids = None) -> None:
+        self.name = name
+        self.url = url
+        self.client = client
+        self.ids = ids
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        url: str,
+        secret: str | None = None,
+        *,
+        ids: Ids = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> WeComSink:
+        problems = []
+        parts_ = urlsplit(url)
+        if parts_.scheme not in ("http", "https") or not parts_.netloc:
+            problems.append(f"sink {name!r}: the WeCom webhook URL must start with https://")
+        elif not parse_qs(parts_.query).get("key"):
+            problems.append(
+                f"sink {name!r}: the WeCom webhook URL has no key= (copy it from the robot's "
+                "details page: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...)"
+            )
+        if secret:
+            problems.append(
+                f"sink {name!r}: WeCom robots are not signed (the key in the URL is the "
+                "credential); remove secret_env"
+            )
+        if problems:
+            raise ConfigError("koubei.yaml sinks", problems)
+        return cls(name, url, httpx.Client(timeout=timeout, transport=transport), ids=ids)
+
+    def render(self, out: Outgoing) -> dict[str, object]:
+        p = parts(out, FOOTER)
+        colour = _COLOURS.get(out.notice.grade) if out.notice.grade else None
+        title = f'<font color="{colour}">{p.title}</font>' if colour else p.title
+        tagged, names = [], []
+        for m in out.notice.mentions:
+            uid = None if m.everyone else resolve(self.ids, m)
+            if uid and _USER_ID.match(uid):
+                tagged.append(f"<@{uid}>")
+            else:
+                # No id (or @all, which markdown cannot do): the name, so a reader sees who.
+                names.append(mention_name(m))
+        head = [f"### {title}", *p.head]
+        if tagged or names:
+            head.append("提醒：" + " ".join([*tagged, *names]))
+        top, bottom = "\n".join(head) + "\n", "\n" + "\n".join(p.tail)
+
+        def content(budget: int) -> bytes:
+            middle = clip_bytes(p.middle, budget)
+            return (top + middle + bottom).encode("utf-8")
+
+        text = fit(content, self.max_bytes).decode("utf-8")
+        return {"msgtype": "markdown", "markdown": {"content": text}}
+
+    def send(self, out: Outgoing) -> SinkRef:
+        robot = f"WeCom robot {self.name!r}"
+        body = robot_http.dumps(self.render(out))
+        response = robot_http.post(self.client, self.url, body, robot)
+        data = robot_http.answer(response, robot)
+        code = data.get("errcode")
+        if code == 0:
+            return SinkRef(channel=self.name, ref=f"wecom-{out.alert_id}")
+        msg = str(data.get("errmsg", ""))[:200]
+        if code == RATE_LIMITED:
+            raise SinkError(
+                f"{robot}: rate limited (errcode 45009, 20 messages a minute)",
+                definite=True,
+                retry_after=robot_http.retry_after(response, self.rate_limit_wait_s),
+            )
+        if code in PERMANENT:
+            raise SinkError(
+                f"{robot}: errcode {code} {msg} ({PERMANENT[code]})",
+                definite=True,
+                permanent=True,
+            )
+        if code is None:
+            raise SinkError(
+                f"{robot}: an answer without errcode; the message may have arrived",
+                definite=False,
+            )
+        # -1 (system busy) and codes not listed here: refused this time, worth another try.
+        raise SinkError(f"{robot}: errcode {code} {msg}", definite=True)
+
+    def find(self, out: Outgoing) -> SinkRef | None:
+        return None  # a robot cannot be asked what it posted
