@@ -70,6 +70,19 @@ def sign(secret: str, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def paragraphs(markdown: str) -> str:
+    """DingTalk joins single lines into one paragraph: a blank line between all but a quote's."""
+    out: list[str] = []
+    for line in markdown.split("\n"):
+        if not line:
+            continue
+        if out and line.startswith("> ") and out[-1].startswith("> "):
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
+    return "\n\n".join(out)
+
+
 class DingTalkSink:
     kind: ClassVar[str] = "dingtalk"
     threads: ClassVar[bool] = False
@@ -155,9 +168,8 @@ class DingTalkSink:
         head = [f"### {p.title}", *p.head]
         if shown:
             head.append("提醒：" + " ".join(shown))
-        top, bottom = "\n".join(head) + "\n\n", "\n\n" + "\n\n".join(p.tail)
-        # DingTalk's markdown needs a blank line between paragraphs; lines of a quote stay.
-        middle = p.middle.replace("\n", "\n\n").replace("\n\n> ", "\n> ")
+        top, bottom = "\n\n".join(head) + "\n\n", "\n\n" + "\n\n".join(p.tail)
+        middle = paragraphs(p.middle)
 
         def text(budget: int) -> bytes:
             return (top + clip_bytes(middle, budget) + bottom).encode("utf-8")
@@ -206,3 +218,6 @@ class DingTalkSink:
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted
+
+    def close(self) -> None:
+        self.client.close()

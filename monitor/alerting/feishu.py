@@ -213,3 +213,6 @@ class FeishuSink:
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted
+
+    def close(self) -> None:
+        self.client.close()

@@ -142,3 +142,6 @@ class WeComSink:
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted
+
+    def close(self) -> None:
+        self.client.close()
