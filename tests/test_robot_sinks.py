@@ -42,6 +42,7 @@ CASE_URL = "https://koubei.example/cases/42"
 POST_URL = "https://tousu.example/complaint/9911"
 # policy.yaml people -> platform ids, as the caller passes them to each sink
 WECOM_IDS = {"lihua": "LiHua"}
+NAMES = {"lihua": "李华", "oncall": "值班人 张伟"}  # policy's names, for mentions without an id
 DINGTALK_IDS = {"lihua": "13800001111", "zhangwei": "manager4220"}
 FEISHU_IDS = {"lihua": "ou_7d8a6e6df7621556ce0d21922b676706", "zhangwei": "zw@koubei.example"}
 HOSTILE = (
@@ -90,7 +91,8 @@ def feishu(clock: FakeClock) -> Iterator[FakeFeishu]:
 
 
 def wecom_sink(fake: FakeWeCom) -> WeComSink:
-    return opened(WeComSink.from_config("pr-wecom", fake.webhook, ids=WECOM_IDS, timeout=5))
+    sink = WeComSink.from_config("pr-wecom", fake.webhook, ids=WECOM_IDS, names=NAMES, timeout=5)
+    return opened(sink)
 
 
 def dingtalk_sink(
@@ -183,7 +185,7 @@ def test_a_p1_reaches_wecom_with_its_link_mention_and_actions(wecom: FakeWeCom) 
     assert f"可执行：确认、指派、解决（[在工单页操作]({CASE_URL})）" in content
     # lihua has a WeCom id and is mentioned; the on-call role has none and is named instead
     assert wecom.mentions(0) == ["LiHua"]
-    assert "oncall" in content
+    assert "提醒：<@LiHua> 值班人 张伟" in content
 
 
 def test_a_signed_dingtalk_message_is_accepted(dingtalk: FakeDingTalk, clock: FakeClock) -> None:

@@ -104,6 +104,7 @@ class DingTalkSink:
         *,
         secret: str | None = None,
         ids: Ids = None,
+        names: Ids = None,
         keyword: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -112,6 +113,7 @@ class DingTalkSink:
         self.client = client
         self.secret = secret or None
         self.ids = ids
+        self.names = names
         self.keyword = keyword
         self.clock = clock or SystemClock()
 
@@ -123,6 +125,7 @@ class DingTalkSink:
         secret: str | None = None,
         *,
         ids: Ids = None,
+        names: Ids = None,
         keyword: str | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
@@ -143,7 +146,9 @@ class DingTalkSink:
         if problem:
             raise ConfigError("koubei.yaml sinks", [f"sink {name!r}: {problem}"])
         client = httpx.Client(timeout=timeout, transport=transport)
-        return cls(name, url, client, secret=secret, ids=ids, keyword=keyword, clock=clock)
+        return cls(
+            name, url, client, secret=secret, ids=ids, names=names, keyword=keyword, clock=clock
+        )
 
     def render(self, out: Outgoing) -> dict[str, object]:
         p = parts(out, f"{FOOTER} · {self.keyword}" if self.keyword else FOOTER)
@@ -164,7 +169,7 @@ class DingTalkSink:
                 user_ids.append(pid)
                 shown.append(f"@{pid}")
             else:
-                shown.append(mention_name(m))
+                shown.append(mention_name(m, self.names))
         head = [f"### {p.title}", *p.head]
         if shown:
             head.append("提醒：" + " ".join(shown))

@@ -85,6 +85,7 @@ class FeishuSink:
         *,
         secret: str | None = None,
         ids: Ids = None,
+        names: Ids = None,
         keyword: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -93,6 +94,7 @@ class FeishuSink:
         self.client = client
         self.secret = secret or None
         self.ids = ids
+        self.names = names
         self.keyword = keyword
         self.clock = clock or SystemClock()
 
@@ -104,6 +106,7 @@ class FeishuSink:
         secret: str | None = None,
         *,
         ids: Ids = None,
+        names: Ids = None,
         keyword: str | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
@@ -122,7 +125,9 @@ class FeishuSink:
         if problems:
             raise ConfigError("koubei.yaml sinks", problems)
         client = httpx.Client(timeout=timeout, transport=transport)
-        return cls(name, url, client, secret=secret, ids=ids, keyword=keyword, clock=clock)
+        return cls(
+            name, url, client, secret=secret, ids=ids, names=names, keyword=keyword, clock=clock
+        )
 
     def _mentions(self, out: Outgoing) -> str:
         shown = []
@@ -136,7 +141,7 @@ class FeishuSink:
             elif pid and _OPEN_ID.match(pid):
                 shown.append(f"<at id={pid}></at>")
             else:
-                shown.append(mention_name(m))
+                shown.append(mention_name(m, self.names))
         return "提醒：" + " ".join(shown) if shown else ""
 
     def render(self, out: Outgoing) -> dict[str, Any]:

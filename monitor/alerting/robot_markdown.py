@@ -136,8 +136,11 @@ def resolve(ids: Ids, mention: Mention) -> str | None:
     return None
 
 
-def mention_name(mention: Mention) -> str:
-    return mention.person or mention.role or "所有人"
+def mention_name(mention: Mention, names: Ids = None) -> str:
+    """Who, in words, for a mention without a platform id: policy's name, else the key."""
+    if mention.everyone:
+        return "所有人"
+    return neutral(resolve(names, mention) or mention.person or mention.role or "")
 
 
 def clip_bytes(text: str, limit: int, marker: str = TRUNCATED) -> str:
@@ -184,7 +187,7 @@ def title_of(out: Outgoing) -> str:
         out.method in ("reply", "update") or notice.kind in (AlertKind.EVENT, AlertKind.UPDATE)
     ):
         # No threads and no edits: the message itself says which case it is about.
-        return f"{grade}工单 #{notice.case_id} {KIND_NAMES[notice.kind]}：{headline}"
+        return f"{grade}工单 #{notice.case_id} {KIND_NAMES.get(notice.kind, '通知')}：{headline}"
     if notice.case_id is not None:
         return f"{grade}{headline}（工单 #{notice.case_id}）"
     return f"{grade}{headline}"

@@ -52,11 +52,14 @@ class WeComSink:
     rate_source: ClassVar[str] = "https://developer.work.weixin.qq.com/document/path/91770"
     rate_limit_wait_s: ClassVar[float] = 60.0  # the published window: one minute
 
-    def __init__(self, name: str, url: str, client: httpx.Client, *, ids: Ids = None) -> None:
+    def __init__(
+        self, name: str, url: str, client: httpx.Client, *, ids: Ids = None, names: Ids = None
+    ) -> None:
         self.name = name
         self.url = url
         self.client = client
         self.ids = ids
+        self.names = names
 
     @classmethod
     def from_config(
@@ -66,6 +69,7 @@ class WeComSink:
         secret: str | None = None,
         *,
         ids: Ids = None,
+        names: Ids = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> WeComSink:
@@ -85,23 +89,24 @@ class WeComSink:
             )
         if problems:
             raise ConfigError("koubei.yaml sinks", problems)
-        return cls(name, url, httpx.Client(timeout=timeout, transport=transport), ids=ids)
+        client = httpx.Client(timeout=timeout, transport=transport)
+        return cls(name, url, client, ids=ids, names=names)
 
     def render(self, out: Outgoing) -> dict[str, object]:
         p = parts(out, FOOTER)
         colour = _COLOURS.get(out.notice.grade) if out.notice.grade else None
         title = f'<font color="{colour}">{p.title}</font>' if colour else p.title
-        tagged, names = [], []
+        tagged, plain = [], []
         for m in out.notice.mentions:
             uid = None if m.everyone else resolve(self.ids, m)
             if uid and _USER_ID.match(uid):
                 tagged.append(f"<@{uid}>")
             else:
                 # No id (or @all, which markdown cannot do): the name, so a reader sees who.
-                names.append(mention_name(m))
+                plain.append(mention_name(m, self.names))
         head = [f"### {title}", *p.head]
-        if tagged or names:
-            head.append("提醒：" + " ".join([*tagged, *names]))
+        if tagged or plain:
+            head.append("提醒：" + " ".join([*tagged, *plain]))
         top, bottom = "\n".join(head) + "\n", "\n" + "\n".join(p.tail)
 
         def content(budget: int) -> bytes:
