@@ -9,15 +9,19 @@ refused; a post cannot fake a link or an @all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from urllib.parse import quote_plus
 
+import httpx
 import pytest
 
 from monitor.alerting.dingtalk import DingTalkSink
+from monitor.alerting.dingtalk import sign as ding_sign
 from monitor.alerting.feishu import FeishuSink
+from monitor.alerting.feishu import sign as feishu_sign
 from monitor.alerting.robot_markdown import TRUNCATED
 from monitor.alerting.wecom import WeComSink
 from monitor.clock import FakeClock
@@ -531,3 +535,46 @@ def test_from_config_refuses_unusable_settings_clearly() -> None:
         FeishuSink.from_config(
             "pr-feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/x", keyword="<at id=all>"
         )
+
+
+def test_feishu_signature_matches_a_published_vector() -> None:
+    # the example of a public Feishu webhook client's test suite: same key, same second
+    assert feishu_sign("dGhpcyBpcyBhIGtleQ==", 1716283459) == (
+        "8EyY+xxfJvzWjZQpdc2mgvQFaG7lF5nbxl7RITyMkJU="
+    )
+
+
+def test_the_fakes_refuse_what_the_robots_refuse(
+    wecom: FakeWeCom, dingtalk: FakeDingTalk, feishu: FakeFeishu, clock: FakeClock
+) -> None:
+    """Unfitted messages, sent raw: the fakes refuse them as the robots document."""
+    ts_ms = int(START.timestamp() * 1000)
+    assert dingtalk.secret is not None and feishu.secret is not None
+    ding_url = (
+        f"{dingtalk.webhook}&timestamp={ts_ms}&sign={quote_plus(ding_sign(dingtalk.secret, ts_ms))}"
+    )
+    ts = int(START.timestamp())
+    fei_auth = {"timestamp": str(ts), "sign": feishu_sign(feishu.secret, ts)}
+    with httpx.Client(timeout=5) as client:
+
+        def code(url: str, body: Mapping[str, object], key: str = "errcode") -> object:
+            return client.post(url, json=body).json()[key]
+
+        big = "长" * 1400  # 4,200 bytes
+        assert code(wecom.webhook, {"msgtype": "markdown", "markdown": {"content": big}}) == 40058
+        assert code(wecom.webhook, {"msgtype": "markdown", "markdown": {"content": " "}}) == 44004
+        assert code(wecom.webhook, {"msgtype": "voice", "voice": {}}) == 40008
+        md = {"title": "t", "text": "长" * 6700}  # 20,100 bytes
+        assert code(ding_url, {"msgtype": "markdown", "markdown": md}) == 460101
+        assert code(ding_url, {"msgtype": "markdown", "markdown": {"title": "t"}}) == 40035
+        unsigned = {"msgtype": "markdown", "markdown": {"title": "t", "text": "x"}}
+        assert code(dingtalk.webhook, unsigned) == 310000
+        card = {"elements": [{"tag": "div", "text": {"tag": "lark_md", "content": "长" * 7000}}]}
+        body = {**fei_auth, "msg_type": "interactive", "card": card}  # 21,000+ bytes
+        assert code(feishu.webhook, body, "code") == 9499
+        assert code(feishu.webhook, {**fei_auth, "msg_type": "interactive"}, "code") == 9499
+        no_sign = {"msg_type": "text", "content": {"text": "x"}}
+        assert code(feishu.webhook, no_sign, "code") == 19021
+        assert code(feishu.webhook + "x", {**fei_auth, **no_sign}, "code") == 19001
+        assert code(feishu.webhook, {**fei_auth, **no_sign}, "code") == 0
+    assert (len(wecom.received), len(dingtalk.received), len(feishu.received)) == (0, 0, 1)
