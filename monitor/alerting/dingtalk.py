@@ -197,7 +197,7 @@ class DingTalkSink:
         body = robot_http.dumps(self.render(out))
         response = robot_http.post(self.client, self.signed_url(), body, robot)
         data = robot_http.answer(response, robot)
-        code = data.get("errcode")
+        code = robot_http.code_of(data, "errcode")
         if code == 0:
             return SinkRef(channel=self.name, ref=f"dingtalk-{out.alert_id}")
         msg = str(data.get("errmsg", ""))[:200]

@@ -195,7 +195,7 @@ class FeishuSink:
         robot = f"Feishu robot {self.name!r}"
         response = robot_http.post(self.client, self.url, self.body(out), robot)
         data = robot_http.answer(response, robot)
-        code = data.get("code", data.get("StatusCode"))
+        code = robot_http.code_of(data, "code", "StatusCode")
         if code == 0:
             return SinkRef(channel=self.name, ref=f"feishu-{out.alert_id}")
         msg = str(data.get("msg", data.get("StatusMessage", "")))[:200]

@@ -105,5 +105,18 @@ def answer(response: httpx.Response, robot: str) -> dict[str, Any]:
     )
 
 
+def code_of(data: dict[str, Any], *keys: str) -> int | None:
+    """The robot's result code under the first of `keys` it has, as an int (None: no code)."""
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+    return None
+
+
 def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -161,7 +161,7 @@ class Parts:
     """A notice as markdown in three parts: `middle` is what gets cut when a message is too big."""
 
     title: str  # plain text, neutralised (a card header or a heading)
-    head: list[str]  # markdown lines before the body (case line, kind)
+    head: list[str]  # markdown lines before the body (a state change's new state)
     middle: str  # quote, fields, reasons, items, group members, status
     tail: list[str]  # links, actions, file, footer
 
@@ -180,9 +180,7 @@ def _grade(grade: Severity | None) -> str:
 def title_of(out: Outgoing) -> str:
     notice = out.notice
     headline = neutral(notice.headline)[:HEADLINE_CHARS] or KIND_NAMES.get(notice.kind, "通知")
-    grade = (
-        f"【{notice.grade.value}】" if notice.grade and notice.grade is not Severity.NONE else ""
-    )
+    grade = _grade(notice.grade)
     if notice.case_id is not None and (
         out.method in ("reply", "update") or notice.kind in (AlertKind.EVENT, AlertKind.UPDATE)
     ):
@@ -196,7 +194,7 @@ def title_of(out: Outgoing) -> str:
 def parts(out: Outgoing, footer: str) -> Parts:
     notice = out.notice
     head: list[str] = []
-    if notice.kind in (AlertKind.UPDATE,) and notice.status:
+    if notice.kind is AlertKind.UPDATE and notice.status:
         head.append(f"状态：{neutral(notice.status)}")
     body: list[str] = []
     quote_lines = neutral_lines(notice.quote)

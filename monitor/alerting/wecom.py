@@ -121,7 +121,7 @@ class WeComSink:
         body = robot_http.dumps(self.render(out))
         response = robot_http.post(self.client, self.url, body, robot)
         data = robot_http.answer(response, robot)
-        code = data.get("errcode")
+        code = robot_http.code_of(data, "errcode")
         if code == 0:
             return SinkRef(channel=self.name, ref=f"wecom-{out.alert_id}")
         msg = str(data.get("errmsg", ""))[:200]
