@@ -356,6 +356,19 @@ def test_an_unanswered_post_is_indefinite(
         assert "502" in str(err.value)
 
 
+def test_an_answer_past_the_timeout_is_indefinite(dingtalk: FakeDingTalk, clock: FakeClock) -> None:
+    sink = opened(
+        DingTalkSink.from_config(
+            "pr-dingtalk", dingtalk.webhook, dingtalk.secret, timeout=0.3, clock=clock
+        )
+    )
+    dingtalk.faults.slow_answer_s = 1.5
+    with pytest.raises(SinkError) as err:
+        sink.send(outgoing(p1()))
+    assert (err.value.definite, err.value.permanent) == (False, False)
+    assert "ReadTimeout" in str(err.value) and len(dingtalk.received) == 1
+
+
 def test_no_connection_is_definite(clock: FakeClock) -> None:
     with FakeWeCom(clock=clock.timestamp) as fake:
         url = fake.webhook

@@ -4,7 +4,8 @@ A robot answers HTTP 200 with its own error code for everything it refuses; the
 fakes do the same. Failure switches (each for the next N calls): answer a given
 documented error code, answer the rate limit, answer HTTP 502 from the gateway
 without the robot's JSON, or take the message and close the socket unanswered
-(the sender cannot know it arrived).
+(the sender cannot know it arrived), or take it and answer only after a delay (past
+the sender's timeout).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RobotFaults:
     rate_limited: int = 0
     server_error: int = 0
     drop_after_receive: int = 0
+    slow_answer_s: float = 0.0  # take the next message, then wait this long before answering
 
 
 class Window:
@@ -119,8 +121,11 @@ class FakeRobot(FakeServer):
             drop = self.faults.drop_after_receive > 0
             if drop:
                 self.faults.drop_after_receive -= 1
+            slow, self.faults.slow_answer_s = self.faults.slow_answer_s, 0.0
         if drop:
             raise DropConnection
+        if slow:
+            time.sleep(slow)
         return self.ok()
 
     def _refused(self, code: int, body: dict[str, Any]) -> Response:
