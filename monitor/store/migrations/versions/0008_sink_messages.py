@@ -68,10 +68,10 @@ def upgrade() -> None:
             "FROM cases c WHERE c.slack_ts IS NOT NULL AND c.slack_channel IS NOT NULL"
         )
     )
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_column("slack_ts")
-        batch_op.drop_column("slack_channel")
-        batch_op.drop_column("slack_channel_name")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): batch mode would copy `cases`,
+    # and dropping the old copy fails while posts and events still refer to it.
+    for column in ("slack_ts", "slack_channel", "slack_channel_name"):
+        op.drop_column("cases", column)
 
     with op.batch_alter_table("deliveries", schema=None, naming_convention=_NAMES) as batch_op:
         batch_op.add_column(
