@@ -266,6 +266,7 @@ def deliver(config: ConfigOpt = None) -> None:
     typer.echo(
         f"sent {report.sent}, already there {report.found_already_sent}, "
         f"failed {report.failed} (refused for good {report.given_up}), "
+        f"unconfirmed {report.unconfirmed}, rate limited {report.rate_limited}, "
         f"still pending {report.pending}"
     )
     if report.failed:
@@ -301,12 +302,13 @@ def deliveries(
     tz = ZoneInfo(settings.app.timezone)
     rows = listing(engine, failed_only=failed, limit=limit)
     typer.echo(
-        f"{'id':>6} {'status':<8} {'tries':>5} {'kind':<15} {'channel':<20} {'queued':<12}  error"
+        f"{'id':>6} {'status':<8} {'tries':>5} {'kind':<15} {'sink':<12} {'channel':<20} "
+        f"{'queued':<12}  error"
     )
     for d in rows:
         queued = d.created_at.astimezone(tz).strftime("%m-%d %H:%M")
         typer.echo(
-            f"{d.id:>6} {d.status:<8} {d.attempts:>5} {d.kind:<15} {d.channel:<20} "
+            f"{d.id:>6} {d.status:<8} {d.attempts:>5} {d.kind:<15} {d.sink:<12} {d.channel:<20} "
             f"{queued:<12}  {d.last_error or ''}"
         )
     if not rows:
