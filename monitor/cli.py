@@ -66,6 +66,11 @@ def check_config(config: ConfigOpt = None) -> None:
     if settings.secrets.slack_bot_token is None:
         slack = f"no SLACK_BOT_TOKEN: alerts print here and go to {settings.app.slack.alerts_jsonl}"
     typer.echo(f"  slack: {slack}")
+    if settings.app.sinks:
+        from monitor.app import make_sinks
+
+        built = make_sinks(settings)  # a sink whose variable is unset is an error here
+        typer.echo("  sinks: " + ", ".join(f"{n} ({s.kind})" for n, s in built.items()))
     store = "DATABASE_URL" if settings.secrets.database_url else settings.app.store.sqlite_path
     typer.echo(f"  store: {store}")
 
