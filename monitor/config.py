@@ -108,7 +108,10 @@ class SinkConfig(Strict):
         """Whether a notice of this grade and kind goes to this sink."""
         if self.grades and (grade is None or grade.value not in self.grades):
             return False
-        return not self.kinds or kind in self.kinds
+        # A burst of new cases rides in a group message: a sink taking new cases takes it.
+        return (
+            not self.kinds or kind in self.kinds or (kind == "group" and "new_case" in self.kinds)
+        )
 
 
 class OutboxConfig(Strict):
