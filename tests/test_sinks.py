@@ -154,6 +154,7 @@ def test_a_robot_gets_a_thread_event_as_a_new_message_and_is_never_sent_twice(
     path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["sinks"] = [{"name": "robot", "kind": "wecom", "url_env": "ROBOT_URL"}]
+    data["board_url"] = "https://koubei.example.com"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     svc.settings = load_settings(path, env={})
     robot = Robot()
@@ -163,6 +164,10 @@ def test_a_robot_gets_a_thread_event_as_a_new_message_and_is_never_sent_twice(
     with pytest.raises(Crash):
         drain_outbox(svc.engine, {"robot": cast(Sink, DiesAfterSend(robot))}, outbox, clock)
     assert len(robot.got) == 1
+    # No buttons on a robot: the notice links the case's page on the board instead.
+    links = {x.label: x.url for x in robot.got[0].notice.links}
+    assert links["工单页面"] == "https://koubei.example.com/cases/1"
+    assert robot.got[0].notice.actions == ("ack", "assign", "resolve", "false_positive", "escalate")
     clock.advance(timedelta(seconds=outbox.lease_seconds + 1))
     report = drain_outbox(svc.engine, {"robot": robot}, outbox, clock)
     assert report.unconfirmed == 1 and len(robot.got) == 1  # not sent again
