@@ -239,3 +239,33 @@ def test_without_sinks_the_default_is_one_slack_sink_or_the_console(
     assert list(with_token) == ["slack"] and isinstance(with_token["slack"], SlackSink)
     without = make_sinks(load_settings(path, env={}), env={})
     assert list(without) == ["slack"] and isinstance(without["slack"], ConsoleSink)
+
+
+def test_a_slack_rate_limit_outlasting_slack_sdk_retries_is_waited_out(
+    svc: Services, appstore: FakeAppStore, clock: FakeClock
+) -> None:
+    from tests.conftest import SLACK_CHANNELS
+
+    with FakeSlack(token=SLACK_TOKEN, channels=dict(SLACK_CHANNELS), burst=1) as slack:
+        slack.rate_per_s = 0.0001  # one message, then 429 with Retry-After for a while
+        slack.faults.retry_after_s = 7
+        config = svc.settings.app.slack.model_copy(
+            update={"base_url": slack.url + "/api/", "rate_limit_retries": 0}
+        )
+        sink = SlackSink.from_config(SLACK_TOKEN, config, svc.settings.policy)
+        appstore.reviews = [
+            review(2, content="催收威胁要上门，我要打12378"),
+            review(1, content="暴力催收，要上门，我要报警"),
+        ]
+        run_source(svc, svc.settings.app.sources[0])
+        outbox = svc.settings.app.outbox
+        report = drain_outbox(svc.engine, {"slack": sink}, outbox, clock)
+        assert report.sent == 1 and report.rate_limited == 1 and report.failed == 0
+        waiting = [d for d in rows(svc) if d.status == "pending"]
+        assert len(waiting) == 1 and waiting[0].attempts == 0
+        assert waiting[0].next_attempt_at == clock.now() + timedelta(seconds=7)
+        slack.rate_per_s = 1000.0
+        clock.advance(timedelta(seconds=7))
+        report = drain_outbox(svc.engine, {"slack": sink}, outbox, clock)
+        assert report.sent == 1 and report.failed == 0
+        assert len([m for m in slack.posts_in("#pr-crisis") if m.thread_ts is None]) == 2
