@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import escape_mrkdwn, thread_reply
-from monitor.alerting.render import render_case
 from monitor.cases import add_event, apply_deadlines
 from monitor.config import Settings
-from monitor.domain import AlertKind, CaseState, Severity, case_state_name
-from monitor.store.tables import CaseEventRow, CaseRow
+from monitor.domain import AlertKind, CaseState, Mention, Notice, Severity, case_state_name
+from monitor.notices import Said, case_notice, event_notice, plain, role_mention, role_name
+from monitor.store.notices import case_route, enqueue
+from monitor.store.sql import latest_verdict_only
+from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 
 ACTIVE = (CaseState.OPEN.value, CaseState.ACKNOWLEDGED.value, CaseState.REOPENED.value)
 
@@ -34,14 +35,14 @@ class Actor:
     user_id: str  # Slack user id, or "koubei"
     name: str = ""
 
-    @property
-    def mention(self) -> str:
+    def said(self, said: Said) -> str:
+        """The actor in a notice's text: a mention of a Slack user, else a name."""
         if self.user_id == "koubei":
             return "Koubei"
         # A board account without a Slack id has no mention: its name is written instead.
         if self.user_id.startswith("web:"):
-            return escape_mrkdwn(self.name or self.user_id[4:])
-        return f"<@{self.user_id}>"
+            return plain(self.name or self.user_id[4:])
+        return said.at(Mention(person=self.user_id))
 
 
 def _minutes(start: datetime, end: datetime) -> int:
@@ -59,50 +60,80 @@ def announce(
     broadcast: bool = False,
     kind: AlertKind = AlertKind.EVENT,
     edit: bool = True,
+    said: Said | None = None,
 ) -> None:
-    """Tell the case's thread about an event and (unless `edit` is off) edit its message."""
+    """Tell the case's thread about an event and (unless `edit` is off) edit its message.
+
+    `text` is a notice's text: plain words with the marks of `said` (mentions, links).
+    """
     session.flush()
     assert case.id is not None and event.id is not None
-    severity = Severity(case.severity)
-    channel_key = case_channel_key(settings, case)
-    enqueue_alert(
-        session,
+    route = case_channel_key(session, settings, case)
+    notice = event_notice(
         settings,
+        case,
         kind=kind,
-        severity=severity,
         dedup_key=f"case:{case.id}:event:{event.id}",
-        case_id=case.id,
-        now=now,
-        channel_key=channel_key,
-        method="reply",
-        build=lambda alert_id: thread_reply(alert_id, case, text, broadcast=broadcast),
+        route=route,
+        text=text,
+        said=said or Said(),
+        broadcast=broadcast,
     )
+    enqueue(session, settings, notice, now, method="reply")
     if not edit:
         return
-    tz = ZoneInfo(settings.app.timezone)
-    enqueue_alert(
+    enqueue(
         session,
         settings,
-        kind=AlertKind.UPDATE,
-        severity=severity,
-        dedup_key=f"case:{case.id}:update:{event.id}",
-        case_id=case.id,
-        now=now,
-        channel_key=channel_key,
+        case_update(session, settings, case, event, now, route),
+        now,
         method="update",
-        build=lambda alert_id: render_case(
-            session, settings.policy, case, alert_id=alert_id, headline="新投诉", tz=tz, now=now
-        ),
     )
 
 
-def case_channel_key(settings: Settings, case: CaseRow) -> str:
-    """The channel holding the case's message (where it was first announced)."""
-    if case.slack_channel_name:
-        for key, channel in settings.app.slack.channels.items():
-            if channel == case.slack_channel_name:
-                return key
-    return settings.policy.grade(Severity(case.severity)).channel
+def case_rows(session: Session, case: CaseRow) -> tuple[PostRow, VerdictRow]:
+    """The case's most severe post (its first on a tie) and that post's latest verdict."""
+    rows = session.execute(
+        select(PostRow, VerdictRow)
+        .join(VerdictRow, col(VerdictRow.post_id) == col(PostRow.id))
+        .where(col(PostRow.case_id) == case.id, latest_verdict_only())
+        .order_by(col(PostRow.id))
+    ).all()
+    if not rows:
+        raise LookupError(f"case {case.id} has no graded post")
+    # max() keeps the first of equals: the earliest post on a tie.
+    post, verdict = max(rows, key=lambda pv: Severity(pv[1].severity).rank)
+    return post, verdict
+
+
+def case_update(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    event: CaseEventRow,
+    now: datetime,
+    route: str,
+) -> Notice:
+    """The case's message as it is now, to edit it in place."""
+    post, verdict = case_rows(session, case)
+    return case_notice(
+        settings,
+        case,
+        post,
+        verdict,
+        kind=AlertKind.UPDATE,
+        dedup_key=f"case:{case.id}:update:{event.id}",
+        headline="新投诉",
+        now=now,
+        mention_oncall=case.state == "open",
+        route=route,
+    )
+
+
+def case_channel_key(session: Session, settings: Settings, case: CaseRow) -> str:
+    """The route of the case's message (where it was first announced)."""
+    assert case.id is not None
+    return case_route(session, case.id) or settings.policy.grade(Severity(case.severity)).channel
 
 
 def _event(
@@ -129,8 +160,9 @@ def acknowledge(
     case.acknowledged_at = case.acknowledged_at or now
     case.owner = case.owner or actor.user_id
     event = _event(session, case, "acknowledged", actor, now)
-    text = f"✅ {actor.mention} 已确认（开单后 {_minutes(case.opened_at, now)} 分钟），停止升级"
-    announce(session, settings, case, event, text, now)
+    said = Said()
+    text = f"✅ {actor.said(said)} 已确认（开单后 {_minutes(case.opened_at, now)} 分钟），停止升级"
+    announce(session, settings, case, event, text, now, said=said)
     return f"已确认工单 #{case.id}"
 
 
@@ -149,11 +181,12 @@ def assign(
     new = owner or actor
     case.owner = new.user_id
     event = _event(session, case, "assigned", actor, now, previous=previous, owner=new.user_id)
+    said = Said()
     if new.user_id == actor.user_id:
-        text = f"👤 {actor.mention} 负责此工单"
+        text = f"👤 {actor.said(said)} 负责此工单"
     else:
-        text = f"👤 {actor.mention} 将工单指派给 {new.mention}"
-    announce(session, settings, case, event, text, now)
+        text = f"👤 {actor.said(said)} 将工单指派给 {new.said(said)}"
+    announce(session, settings, case, event, text, now, said=said)
     if new.user_id == actor.user_id:
         return f"工单 #{case.id} 由你负责"
     return f"工单 #{case.id} 已指派给 {new.name or new.user_id}"
@@ -182,14 +215,16 @@ def first_response(
         case.state = CaseState.ACKNOWLEDGED.value
     case.owner = case.owner or actor.user_id
     event = _event(session, case, "first_response", actor, now, text=text.strip(), url=url)
+    said = Said()
     announce(
         session,
         settings,
         case,
         event,
-        f"💬 {actor.mention} 已公开回复（开单后 {_minutes(case.opened_at, now)} 分钟）："
-        f"{escape_mrkdwn(text.strip())} <{escape_mrkdwn(url)}|链接>",
+        f"💬 {actor.said(said)} 已公开回复（开单后 {_minutes(case.opened_at, now)} 分钟）："
+        f"{plain(text.strip())} {said.link('链接', url)}",
         now,
+        said=said,
     )
     return f"已记录工单 #{case.id} 的首次回应"
 
@@ -214,14 +249,16 @@ def reopen(
     case.escalation_level = 0
     apply_deadlines(case, settings.policy, start=now)
     event = _event(session, case, "reopened", actor, now, reason=reason.strip(), previous=previous)
+    said = Said()
     announce(
         session,
         settings,
         case,
         event,
-        f"🔁 {actor.mention} 重开了工单：{escape_mrkdwn(reason.strip())}",
+        f"🔁 {actor.said(said)} 重开了工单：{plain(reason.strip())}",
         now,
         broadcast=True,
+        said=said,
     )
     return f"工单 #{case.id} 已重开"
 
@@ -266,9 +303,11 @@ def resolve(
         satisfaction=satisfaction,
         root_cause=(root_cause or "").strip() or None,
     )
-    extra = f"，公开回复 <{escape_mrkdwn(public_reply_url)}|链接>" if public_reply_url else ""
-    text = f"🎉 {actor.mention} 已解决：{escape_mrkdwn(case.resolution_note)}{extra}"
-    announce(session, settings, case, event, text, now)
+    said = Said()
+    who = actor.said(said)
+    extra = f"，公开回复 {said.link('链接', public_reply_url)}" if public_reply_url else ""
+    text = f"🎉 {who} 已解决：{plain(case.resolution_note)}{extra}"
+    announce(session, settings, case, event, text, now, said=said)
     return f"工单 #{case.id} 已解决"
 
 
@@ -279,15 +318,60 @@ def false_positive(
     case.state = CaseState.FALSE_POSITIVE.value
     case.resolved_at = now
     event = _event(session, case, "false_positive", actor, now)
-    announce(session, settings, case, event, f"⚪ {actor.mention} 标记为误报", now)
+    said = Said()
+    text = f"⚪ {actor.said(said)} 标记为误报"
+    announce(session, settings, case, event, text, now, said=said)
     return f"工单 #{case.id} 已标记为误报"
+
+
+def escalate(
+    session: Session,
+    settings: Settings,
+    case: CaseRow,
+    level: int,
+    now: datetime,
+    actor: Actor | None = None,
+) -> None:
+    """Climb to `level` (1-based step of the grade's ladder) and notify its people."""
+    tz = ZoneInfo(settings.app.timezone)
+    steps = settings.policy.grade(Severity(case.severity)).escalation
+    step = steps[level - 1]
+    case.escalation_level = level
+    case.updated_at = now
+    said = Said()
+    names = "、".join(role_name(settings.policy, r, now, tz) for r in step.notify)
+    assert case.id is not None
+    event = add_event(
+        session,
+        case.id,
+        "escalated",
+        now,
+        actor=(actor.user_id if actor else "koubei"),
+        level=level,
+        notify=list(step.notify),
+    )
+    if actor is not None:
+        why = f"{actor.said(said)} 手动升级"
+    else:
+        why = f"开单 {step.after_minutes:g} 分钟仍未确认"
+    who = " ".join(said.at(role_mention(settings.policy, r, now, tz)) for r in step.notify)
+    text = f"🚨 升级 L{level}：{why}，通知 {names} {who}"
+    announce(
+        session,
+        settings,
+        case,
+        event,
+        text,
+        now,
+        broadcast=True,
+        kind=AlertKind.ESCALATION,
+        said=said,
+    )
 
 
 def escalate_now(
     session: Session, settings: Settings, case: CaseRow, actor: Actor, now: datetime
 ) -> str:
-    from monitor.alerting.sla import escalate
-
     _require(case, ACTIVE, "升级")
     steps = settings.policy.grade(Severity(case.severity)).escalation
     if case.escalation_level >= len(steps):

@@ -66,6 +66,11 @@ def check_config(config: ConfigOpt = None) -> None:
     if settings.secrets.slack_bot_token is None:
         slack = f"no SLACK_BOT_TOKEN: alerts print here and go to {settings.app.slack.alerts_jsonl}"
     typer.echo(f"  slack: {slack}")
+    if settings.app.sinks:
+        from monitor.app import make_sinks
+
+        built = make_sinks(settings)  # a sink whose variable is unset is an error here
+        typer.echo("  sinks: " + ", ".join(f"{n} ({s.kind})" for n, s in built.items()))
     store = "DATABASE_URL" if settings.secrets.database_url else settings.app.store.sqlite_path
     typer.echo(f"  store: {store}")
 
@@ -251,13 +256,13 @@ def quarantine(
 def deliver(config: ConfigOpt = None) -> None:
     """Send what is due in the outbox now (Slack, or the console without a token)."""
     from monitor.alerting.outbox import drain_outbox, ops_target
-    from monitor.app import make_sink, open_store
+    from monitor.app import make_sinks, open_store
     from monitor.clock import SystemClock
 
     settings = _settings(config)
     report = drain_outbox(
         open_store(settings),
-        make_sink(settings),
+        make_sinks(settings),
         settings.app.outbox,
         SystemClock(),
         limit=10_000,
@@ -266,6 +271,7 @@ def deliver(config: ConfigOpt = None) -> None:
     typer.echo(
         f"sent {report.sent}, already there {report.found_already_sent}, "
         f"failed {report.failed} (refused for good {report.given_up}), "
+        f"unconfirmed {report.unconfirmed}, rate limited {report.rate_limited}, "
         f"still pending {report.pending}"
     )
     if report.failed:
@@ -301,12 +307,13 @@ def deliveries(
     tz = ZoneInfo(settings.app.timezone)
     rows = listing(engine, failed_only=failed, limit=limit)
     typer.echo(
-        f"{'id':>6} {'status':<8} {'tries':>5} {'kind':<15} {'channel':<20} {'queued':<12}  error"
+        f"{'id':>6} {'status':<8} {'tries':>5} {'kind':<15} {'sink':<12} {'channel':<20} "
+        f"{'queued':<12}  error"
     )
     for d in rows:
         queued = d.created_at.astimezone(tz).strftime("%m-%d %H:%M")
         typer.echo(
-            f"{d.id:>6} {d.status:<8} {d.attempts:>5} {d.kind:<15} {d.channel:<20} "
+            f"{d.id:>6} {d.status:<8} {d.attempts:>5} {d.kind:<15} {d.sink:<12} {d.channel:<20} "
             f"{queued:<12}  {d.last_error or ''}"
         )
     if not rows:
@@ -453,7 +460,7 @@ def report(
 ) -> None:
     """Write the consumer-rights report (HTML, PDF, cases.csv, figures.json) for a period."""
     from monitor.alerting.outbox import drain_outbox, ops_target
-    from monitor.app import make_sink, open_store
+    from monitor.app import make_sinks, open_store
     from monitor.clock import SystemClock
     from monitor.reports.period import FuturePeriod, iso_week
     from monitor.reports.period import month as month_period
@@ -492,7 +499,7 @@ def report(
     if slack:
         queue_report_post(engine, settings, result, clock.now())
         drained = drain_outbox(
-            engine, make_sink(settings), settings.app.outbox, clock, ops=ops_target(settings)
+            engine, make_sinks(settings), settings.app.outbox, clock, ops=ops_target(settings)
         )
         typer.echo(f"posted to Slack: {drained.sent} sent, {drained.pending} pending")
 
@@ -515,7 +522,7 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     """
     import logging
 
-    from monitor.app import build_services, make_sink
+    from monitor.app import build_services, make_sinks
     from monitor.counters import TimedGrader
     from monitor.metrics import database_registry, serve_metrics
     from monitor.scheduler import JobRunner, build_scheduler
@@ -534,7 +541,7 @@ def run(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     runner = JobRunner(svc)
     if lock is not None:  # restarted after a crash: no need to wait out the old leases
         runner.leases.expire_others(svc.clock.now())
-    scheduler = build_scheduler(svc, make_sink(settings), runner)
+    scheduler = build_scheduler(svc, make_sinks(settings), runner)
     conf = settings.app.scheduler
     if conf.metrics_port is not None:
         failover = conf.failover_seconds
@@ -657,12 +664,12 @@ def serve(
     ] = False,
 ) -> None:
     """Serve Slack interactivity, in-app feedback, the case board, /healthz and /metrics."""
-    from monitor.app import build_interactions, drain_soon, make_sink
+    from monitor.app import build_interactions, drain_soon, make_sinks
 
     settings = _settings(config)
     _logging(settings, log_format)
     interactions = build_interactions(settings)
-    after = drain_soon(interactions, make_sink(settings))
+    after = drain_soon(interactions, make_sinks(settings))
     if socket_mode:
         from monitor.web.socket_mode import serve_socket_mode
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.domain import Category, GradedCategory, Severity
+from monitor.domain import AlertKind, Category, GradedCategory, Severity
 from monitor.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,6 +70,48 @@ class SlackConfig(Strict):
     alerts_jsonl: str = "out/alerts.jsonl"
     rate_limit_retries: int = Field(default=3, ge=0, le=10)
     timeout_s: float = Field(default=10, gt=0)
+
+
+SinkKind = Literal["slack", "wecom", "dingtalk", "feishu", "console"]
+_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class SinkConfig(Strict):
+    """One place notices go (koubei.yaml `sinks:`). Secrets and webhook URLs are never in
+    the file: `url_env` and `secret_env` name the environment variables holding them."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    kind: SinkKind
+    url_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    # Which notices go here: grades and notice kinds (alert kinds); empty: all of them.
+    # A notice without a grade (ops notices) goes only to sinks that list no grades.
+    grades: list[Literal["P1", "P2", "P3", "P4"]] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+    # Route key (crisis, complaints, digest, ops, executives) -> the sink's channel.
+    # Slack: a channel name or id (default: slack.channels); robots post to their group.
+    channels: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)  # kind-specific settings
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        known = {k.value for k in AlertKind}
+        unknown = [k for k in kinds if k not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown notice kinds {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return kinds
+
+    def takes(self, grade: Severity | None, kind: str) -> bool:
+        """Whether a notice of this grade and kind goes to this sink."""
+        if self.grades and (grade is None or grade.value not in self.grades):
+            return False
+        # A burst of new cases rides in a group message: a sink taking new cases takes it.
+        return (
+            not self.kinds or kind in self.kinds or (kind == "group" and "new_case" in self.kinds)
+        )
 
 
 class OutboxConfig(Strict):
@@ -138,6 +180,11 @@ class AppConfig(Strict):
     store: StoreConfig = StoreConfig()
     http: HttpConfig = HttpConfig()
     slack: SlackConfig
+    # Where notices go; empty: one sink "slack" (the console without SLACK_BOT_TOKEN).
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    # The case board's address (https://koubei.example.com): sinks without buttons link
+    # each case's page here. Empty: no link.
+    board_url: str = Field(default="", pattern=r"^(https?://[^\s]*[^/\s])?$")
     outbox: OutboxConfig = OutboxConfig()
     digest: DigestConfig = DigestConfig()
     reports: ReportsConfig = ReportsConfig()
@@ -157,6 +204,26 @@ class AppConfig(Strict):
                 "(the list: python -c 'import zoneinfo; print(zoneinfo.available_timezones())')"
             ) from None
         return name
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sinks(cls, sinks: list[SinkConfig]) -> list[SinkConfig]:
+        names = [s.name for s in sinks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sink names must be unique; repeated: {', '.join(dupes)}")
+        return sinks
+
+    def sink_configs(self) -> list[SinkConfig]:
+        """The configured sinks, or the default: one Slack sink named "slack"."""
+        if self.sinks:
+            return [
+                s.model_copy(update={"channels": {**self.slack.channels, **s.channels}})
+                if s.kind == "slack"
+                else s
+                for s in self.sinks
+            ]
+        return [SinkConfig(name="slack", kind="slack", channels=dict(self.slack.channels))]
 
     @field_validator("sources")
     @classmethod
@@ -190,9 +257,24 @@ class GradePolicy(Strict):
     followup_days: float | None = Field(default=None, gt=0)
 
 
-class Role(Strict):
+class PlatformIds(Strict):
+    """A person's or a group's ids on the chat platforms, for mentions."""
+
+    wecom: str | None = None  # WeCom user id or mobile number
+    dingtalk: str | None = None  # DingTalk mobile number or user id
+    feishu: str | None = None  # Feishu open id (ou_...)
+
+
+class Role(PlatformIds):
     name: str
     slack: str
+
+
+class Person(PlatformIds):
+    """Someone notices may mention by key (policy.yaml `people:`)."""
+
+    name: str
+    slack: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$")
 
 
 class RaisePolicy(Strict):
@@ -211,7 +293,7 @@ class QuietHours(Strict):
     grades: list[Literal["P3", "P4"]] = Field(default_factory=lambda: _QUIET_GRADES.copy())
 
 
-class OncallPerson(Strict):
+class OncallPerson(PlatformIds):
     name: str
     slack: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$", description="Slack user id")
 
@@ -277,6 +359,7 @@ class SourceHealth(Strict):
 class Policy(Strict):
     grades: dict[Literal["P1", "P2", "P3", "P4"], GradePolicy]
     roles: dict[str, Role] = Field(default_factory=dict)
+    people: dict[str, Person] = Field(default_factory=dict)
     oncall: Oncall | None = None
     quiet_hours: QuietHours | None = None
     reminder_at_fraction: float = Field(default=0.8, gt=0, lt=1)
@@ -294,6 +377,19 @@ class Policy(Strict):
 
     def grade(self, severity: Severity) -> GradePolicy:
         return self.grades[severity.value]  # type: ignore[index]
+
+    def person(self, key: str) -> Person | OncallPerson | None:
+        """Whom a mention's person key names: a key of `people`, or anyone (people, the
+        on-call rotation and its overrides) by Slack id or name."""
+        if key in self.people:
+            return self.people[key]
+        everyone: list[Person | OncallPerson] = list(self.people.values())
+        if self.oncall is not None:
+            everyone += [*self.oncall.rotation, *self.oncall.overrides]
+        for person in everyone:
+            if person.slack == key or person.name == key:
+                return person
+        return None
 
     @field_validator("grades")
     @classmethod

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -253,6 +256,8 @@ class NoticeItem:
     url: str | None = None
     grade: Severity | None = None
     case_id: int | None = None
+    rating: int | None = None  # the post's stars, when it has a rating
+    meta: tuple[str, ...] = ()  # short facts shown after the text: source, categories
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,8 @@ class Notice:
                     "url": i.url,
                     "grade": i.grade.value if i.grade else None,
                     "case_id": i.case_id,
+                    "rating": i.rating,
+                    "meta": list(i.meta),
                 }
                 for i in self.items
             ],
@@ -336,7 +343,14 @@ class Notice:
             ),
             actions=tuple(str(a) for a in data.get("actions") or ()),
             items=tuple(
-                NoticeItem(str(i["text"]), i.get("url"), grade(i.get("grade")), i.get("case_id"))
+                NoticeItem(
+                    str(i["text"]),
+                    i.get("url"),
+                    grade(i.get("grade")),
+                    i.get("case_id"),
+                    i.get("rating"),
+                    tuple(str(m) for m in i.get("meta") or ()),
+                )
                 for i in data.get("items") or ()
             ),
             status=str(data.get("status") or ""),
@@ -372,6 +386,12 @@ class Outgoing:
     created_at: datetime
     thread: SinkRef | None = None
     group: tuple[Notice, ...] = ()
+    # The method the notice asked for when the sink's capabilities changed it ("reply"
+    # or "update" sent as a "post"); None when `method` is as queued.
+    adapted_from: NoticeMethod | None = None
+    # A message queued by a version before notices (a Slack Block Kit payload): Slack
+    # delivers it as it is; other sinks render `notice`, made from its text.
+    raw: dict[str, Any] | None = None
 
 
 class Sink(Protocol):
@@ -398,3 +418,79 @@ class Sink(Protocol):
     def send(self, out: Outgoing) -> SinkRef: ...
 
     def find(self, out: Outgoing) -> SinkRef | None: ...
+
+
+# --- Inline marks in a notice's text ---------------------------------------------------
+# A notice's text may name a mention or a link of the notice, or set a word in bold or as
+# code, with marks made of U+2063 (INVISIBLE SEPARATOR). It is a format character
+# (category Cf), which `strip_format` drops from every scraped or typed text, so a mark
+# can only come from Koubei itself: a review cannot forge a mention or a link.
+MARK = "\u2063"
+_MARKS = re.compile(f"{MARK}(m\\d+|l\\d+|b|/b|c|/c){MARK}")
+
+
+def strip_format(text: str) -> str:
+    """Drop invisible format characters (category Cf), bidi controls among them."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def mention_mark(index: int) -> str:
+    """Where `notice.mentions[index]` is written in the text."""
+    return f"{MARK}m{index}{MARK}"
+
+
+def link_mark(index: int) -> str:
+    """Where `notice.links[index]` is written in the text (its label, linked)."""
+    return f"{MARK}l{index}{MARK}"
+
+
+def strong(text: str) -> str:
+    return f"{MARK}b{MARK}{text}{MARK}/b{MARK}"
+
+
+def code(text: str) -> str:
+    return f"{MARK}c{MARK}{text}{MARK}/c{MARK}"
+
+
+@dataclass(frozen=True)
+class InlineStyle:
+    """How one platform writes the marks: `escape` for plain text, the rest per mark."""
+
+    escape: Callable[[str], str]
+    mention: Callable[[Mention], str]
+    link: Callable[[NoticeLink], str]
+    bold: tuple[str, str] = ("", "")
+    code: tuple[str, str] = ("", "")
+
+
+def render_inline(text: str, notice: Notice, style: InlineStyle) -> str:
+    """The text in one platform's format: plain parts escaped, marks written its way."""
+    out: list[str] = []
+    pos = 0
+    for match in _MARKS.finditer(text):
+        out.append(style.escape(text[pos : match.start()]))
+        pos = match.end()
+        token = match.group(1)
+        if token[0] == "m" and int(token[1:]) < len(notice.mentions):
+            out.append(style.mention(notice.mentions[int(token[1:])]))
+        elif token[0] == "l" and int(token[1:]) < len(notice.links):
+            out.append(style.link(notice.links[int(token[1:])]))
+        elif token in ("b", "/b"):
+            out.append(style.bold[token == "/b"])
+        elif token in ("c", "/c"):
+            out.append(style.code[token == "/c"])
+    out.append(style.escape(text[pos:]))
+    return "".join(out)
+
+
+def plain_text(text: str, notice: Notice) -> str:
+    """The text with its marks written as plain words (mentions by name or key)."""
+    return render_inline(
+        text,
+        notice,
+        InlineStyle(
+            escape=lambda s: s,
+            mention=lambda m: "@所有人" if m.everyone else f"@{m.person or m.role or ''}",
+            link=lambda x: f"{x.label} {x.url}",
+        ),
+    )

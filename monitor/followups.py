@@ -22,6 +22,7 @@ from monitor.case_actions import ActionRefused, Actor, announce, reopen
 from monitor.cases import add_event
 from monitor.config import Settings
 from monitor.domain import CaseState, Severity
+from monitor.notices import Said, plain
 from monitor.store.tables import CaseEventRow, CaseRow
 
 FOLLOWUP = "followup"
@@ -134,20 +135,21 @@ def record_followup(
     case.updated_at = now
     if satisfaction is not None:
         case.satisfaction = satisfaction
+    said = Said()
+    who = actor.said(said)
     if not reached:
-        text = f"📞 {actor.mention} 回访未联系上客户" + (
-            f"：{note.strip()}" if note.strip() else ""
-        )
-        announce(session, settings, case, event, text, now, edit=False)
+        text = f"📞 {who} 回访未联系上客户" + (f"：{plain(note.strip())}" if note.strip() else "")
+        announce(session, settings, case, event, text, now, edit=False, said=said)
         return f"工单 #{case.id} 回访未联系上，已记录，稍后再试"
     stars = f"，满意度 {satisfaction} 星" if satisfaction is not None else ""
     if settled is False:
-        text = f"📞 {actor.mention} 回访：客户不认可处理结果{stars}，工单重开"
-        announce(session, settings, case, event, text, now, edit=False)
+        text = f"📞 {who} 回访：客户不认可处理结果{stars}，工单重开"
+        announce(session, settings, case, event, text, now, edit=False, said=said)
         reopen(session, settings, case, actor, now, reason="回访客户不认可处理结果")
         return f"工单 #{case.id} 回访已记录，客户不认可，工单已重开"
     agreed = "，客户认可处理结果" if settled else ""
-    announce(session, settings, case, event, f"📞 {actor.mention} 回访完成{stars}{agreed}", now)
+    text = f"📞 {who} 回访完成{stars}{agreed}"
+    announce(session, settings, case, event, text, now, said=said)
     return f"工单 #{case.id} 回访已记录"
 
 

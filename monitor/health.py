@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_notice
-from monitor.alerting.blocks import escape_mrkdwn
 from monitor.config import Settings
-from monitor.domain import AlertKind, Severity
+from monitor.domain import AlertKind, Severity, code, strong
+from monitor.notices import message_notice
 from monitor.redact import redact
+from monitor.store.notices import enqueue
 from monitor.store.quarantine import counts
 from monitor.store.tables import SourceRunRow, SourceStateRow
 
@@ -70,8 +70,8 @@ def evaluate(
     """
     if quarantined:
         text = (
-            f"🧪 来源 *{escape_mrkdwn(state.source)}*：{quarantined} 条内容无法保存，已隔离"
-            "（`koubei quarantine` 查看原文与原因），其余已正常入库"
+            f"🧪 来源 {strong(state.source)}：{quarantined} 条内容无法保存，已隔离"
+            f"（{code('koubei quarantine')} 查看原文与原因），其余已正常入库"
         )
         _alert(session, settings, f"health:{state.source}:quarantine:{run.id}", text, now)
     policy = settings.policy.source_health
@@ -86,17 +86,17 @@ def evaluate(
         problem = f"本次采集到 0 条，近期每次平均 {usual:.0f} 条：可能被屏蔽或页面已改版"
     if problem and not state.blind:
         state.blind, state.blind_reason, state.blind_since = True, problem, now
-        text = f"🙈 来源 *{escape_mrkdwn(state.source)}* 失明：{escape_mrkdwn(problem)}"
+        text = f"🙈 来源 {strong(state.source)} 失明：{problem}"
         _alert(session, settings, f"health:{state.source}:down:{run.id}", text, now)
         return text
     if not problem and run.status == "ok" and state.blind:
         since = state.blind_since
         tz = ZoneInfo(settings.app.timezone)
         text = (
-            f"✅ 来源 *{escape_mrkdwn(state.source)}* 已恢复（问题始于 "
+            f"✅ 来源 {strong(state.source)} 已恢复（问题始于 "
             f"{since.astimezone(tz):%m-%d %H:%M}），本次 {run.fetched} 条"
             if since
-            else f"✅ 来源 *{escape_mrkdwn(state.source)}* 已恢复"
+            else f"✅ 来源 {strong(state.source)} 已恢复"
         )
         state.blind, state.blind_reason, state.blind_since = False, None, None
         _alert(session, settings, f"health:{state.source}:up:{run.id}", text, now)
@@ -105,17 +105,14 @@ def evaluate(
 
 
 def _alert(session: Session, settings: Settings, key: str, text: str, now: datetime) -> None:
-    enqueue_notice(
-        session,
-        settings,
+    notice = message_notice(
         kind=AlertKind.SOURCE_HEALTH,
-        severity=Severity.P2,
         dedup_key=key,
-        channel_key=settings.policy.watchdog.ops_channel,
+        route=settings.policy.watchdog.ops_channel,
         text=text,
         colour="#455A64",
-        now=now,
     )
+    enqueue(session, settings, notice, now, severity=Severity.P2)
 
 
 def table(engine: Engine, settings: Settings) -> list[Health]:

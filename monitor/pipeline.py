@@ -20,11 +20,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import alert_exists, enqueue_alert
-from monitor.alerting.blocks import case_message, escape_mrkdwn
-from monitor.alerting.groups import child_summary, group_for
-from monitor.alerting.render import oncall_notify
-from monitor.alerting.routing import quiet_until
+from monitor.bursts import group_for
 from monitor.case_actions import announce
 from monitor.cases import CaseOutcome, apply_deadlines, attach_to_case
 from monitor.classify import Grader
@@ -37,8 +33,10 @@ from monitor.domain import AlertKind, Post, RawPost, Rejected, Severity
 from monitor.errors import CollectorFailed, KoubeiError, SourceBlocked, describe
 from monitor.health import evaluate
 from monitor.normalize import clean_id, normalize
+from monitor.notices import Said, case_notice, quiet_until
 from monitor.platform import apply_platform
 from monitor.redact import redact
+from monitor.store.notices import case_told, enqueue
 from monitor.store.posts import Change, upsert_post
 from monitor.store.quarantine import keep, release_stored
 from monitor.store.sql import lock_source_state
@@ -453,9 +451,9 @@ def _tell_join(
     svc: Services, session: Session, case: CaseRow, post: PostRow, score: float, now: datetime
 ) -> None:
     """A near-duplicate joined the case: say where, in the case's thread."""
-    if case.slack_ts is None and not alert_exists(session, f"case:{case.id}:new"):
-        return
     assert case.id is not None and post.id is not None
+    if not case_told(session, case.id):
+        return
     event = (
         session.execute(
             select(CaseEventRow)
@@ -467,11 +465,9 @@ def _tell_join(
     )
     if event is None:
         return
-    text = (
-        f"📎 同一投诉也出现在 {escape_mrkdwn(post.source)}（相似度 {score:.2f}）："
-        f"<{escape_mrkdwn(post.url)}|原帖>"
-    )
-    announce(session, svc.settings, case, event, text, now, edit=False)
+    said = Said()
+    text = f"📎 同一投诉也出现在 {post.source}（相似度 {score:.2f}）：{said.link('原帖', post.url)}"
+    announce(session, svc.settings, case, event, text, now, edit=False, said=said)
 
 
 def _announce(
@@ -504,30 +500,8 @@ def _announce(
     else:
         return False
 
-    def build(alert_id: int) -> dict[str, Any]:
-        message = case_message(
-            alert_id=alert_id,
-            case=case,
-            post=post,
-            verdict=verdict,
-            grade=policy.grade(severity),
-            headline=headline,
-            tz=svc.tz,
-            notify=oncall_notify(policy, severity, now, svc.tz),
-        )
-        message["summary"] = child_summary(post.title, post.body, post.source, post.rating)
-        return message
-
-    alert = enqueue_alert(
-        session,
-        svc.settings,
-        kind=kind,
-        severity=severity,
-        dedup_key=key,
-        case_id=case.id,
-        now=now,
-        build=build,
-        not_before=quiet,
-        group_id=group_id,
+    notice = case_notice(
+        svc.settings, case, post, verdict, kind=kind, dedup_key=key, headline=headline, now=now
     )
+    alert = enqueue(session, svc.settings, notice, now, not_before=quiet, group_id=group_id)
     return alert is not None

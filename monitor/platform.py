@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from monitor.alerting.alerts import alert_exists
 from monitor.case_actions import ACTIVE, announce
 from monitor.cases import add_event
 from monitor.config import Settings
 from monitor.domain import CaseState, PlatformState
+from monitor.store.notices import case_told
 from monitor.store.tables import CaseRow, PostRow
 
 
@@ -34,7 +34,7 @@ def apply_platform(
     case = session.get(CaseRow, post.case_id, with_for_update=True)
     if case is None or case.id is None:
         return
-    told = case.slack_ts is not None or alert_exists(session, f"case:{case.id}:new")
+    told = case_told(session, case.id)
     if previous is not None and previous != platform.status:
         event = add_event(
             session,

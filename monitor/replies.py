@@ -11,27 +11,23 @@ personal data (it is public), and within the platform's length.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 
 from sqlmodel import Session, col, select
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.mrkdwn import escape_mrkdwn
 from monitor.case_actions import ACTIVE, ActionRefused, Actor, announce, first_response
 from monitor.cases import add_event
 from monitor.classify.pii import mask_pii
 from monitor.config import Settings
-from monitor.domain import AlertKind, CaseState, Severity, case_state_name
+from monitor.domain import AlertKind, CaseState, Notice, Severity, case_state_name
+from monitor.notices import Said
+from monitor.store.notices import enqueue
 from monitor.store.tables import CaseRow, PostRow
 
 REPLY_API_KINDS = ("appstoreconnect",)
 REPLY_PREFIX = "appstoreconnect:"
 MAX_REPLY_CHARS = 5970  # Apple's limit on a developer response
 PENDING = "回复待发布"
-
-
-def _reply_message(review_id: str, source: str, text: str, _alert_id: int) -> dict[str, str]:
-    return {"review_id": review_id, "source": source, "text": text}
+REPLY_SINK = "appstore-replies"  # the sink, beside the chat sinks, that posts to Apple
 
 
 def reply_channel(source: str, review_id: str) -> str:
@@ -102,23 +98,29 @@ def record_reply(
     session.flush()  # the event's id names the reply's outbox rows
     for post in reviews:
         assert post.id is not None
-        enqueue_alert(
+        severity = Severity(case.severity) if case.severity != "none" else Severity.P4
+        notice = Notice(
+            kind=AlertKind.REVIEW_REPLY,
+            dedup_key=f"case:{case.id}:reply:{event.id}:{post.id}",
+            route="review-reply",
+            headline=text,
+            grade=severity,
+            case_id=case.id,
+            extra={"review_id": post.external_id, "source": post.source, "text": text},
+        )
+        enqueue(
             session,
             settings,
-            kind=AlertKind.REVIEW_REPLY,
-            severity=Severity(case.severity) if case.severity != "none" else Severity.P4,
-            dedup_key=f"case:{case.id}:reply:{event.id}:{post.id}",
-            case_id=case.id,
-            now=now,
-            channel_key="review-reply",
-            channel=reply_channel(post.source, post.external_id),
-            build=partial(_reply_message, post.external_id, post.source, text),
+            notice,
+            now,
+            to=(REPLY_SINK, reply_channel(post.source, post.external_id)),
         )
         # Read the review again on later runs until Apple publishes the response.
         post.platform_status = PENDING
         post.extra = {**(post.extra or {}), "platform": {"final": False, "status": PENDING}}
-    said = f"💬 {actor.mention} 已在 App Store 公开回复（待 Apple 发布）" + (
+    marks = Said()
+    said = f"💬 {actor.said(marks)} 已在 App Store 公开回复（待 Apple 发布）" + (
         "，计为首次回应" if first else ""
     )
-    announce(session, settings, case, event, f"{said}：{escape_mrkdwn(text[:300])}", now)
+    announce(session, settings, case, event, f"{said}：{text[:300]}", now, said=marks)
     return f"工单 #{case.id} 的回复已排队发送到 App Store，Apple 发布前显示为“{PENDING}”"

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from monitor.alerting.digest import enqueue_digest
+from monitor.alerting.outbox import Sinks as Sink
 from monitor.alerting.outbox import drain_outbox, ops_target
-from monitor.alerting.sinks import Sink
 from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
 from monitor.config import SourceConfig

@@ -17,9 +17,10 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor.alerting.alerts import enqueue_notice
 from monitor.config import Settings
 from monitor.domain import AlertKind, Severity
+from monitor.notices import message_notice
+from monitor.store.notices import enqueue
 from monitor.store.sql import dialect_insert
 from monitor.store.tables import HeartbeatRow
 
@@ -70,17 +71,14 @@ def check_deadman(engine: Engine, settings: Settings, now: datetime) -> bool:
         f"恢复于 {now:%H:%M} UTC）。期间的告警可能延迟，采集缺口会在报告中注明。"
     )
     with Session(engine) as session, session.begin():
-        alert = enqueue_notice(
-            session,
-            settings,
+        notice = message_notice(
             kind=AlertKind.DEADMAN,
-            severity=Severity.P1,
             dedup_key=f"deadman:{last.isoformat()}",
-            channel_key=watchdog.ops_channel,
+            route=watchdog.ops_channel,
             text=text,
             colour="#455A64",
-            now=now,
         )
+        alert = enqueue(session, settings, notice, now, severity=Severity.P1)
     return alert is not None
 
 

@@ -50,7 +50,7 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def drain(svc: Services) -> None:
-    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
     drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock)
 
 

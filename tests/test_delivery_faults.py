@@ -36,7 +36,7 @@ OPS = "#koubei-ops"
 
 
 def sink_for(svc: Services) -> SlackSink:
-    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
 
 
 def drain(svc: Services) -> DrainReport:

@@ -3,10 +3,10 @@ from floors below its own (or its own), and collectors never reach the store.
 
 Floors, lowest first: domain, clock, errors · config · store, collectors, classify ·
 pipeline, cases, case actions · outbox and sinks, reports · web, scheduler, cli, demo.
-The imports listed in KNOWN break the rule today: the work floor still builds Slack
-messages and enqueues them itself (the channel-neutral notice that removes them is
-not built yet). The list only shrinks: a new upward import fails, and so does an entry
-that no longer exists, so that fixing one removes it from here.
+The imports listed in KNOWN break the rule today. The work floor builds channel-neutral
+notices (monitor.notices) and queues them at the store floor (monitor.store.notices);
+it imports nothing from alerting. The list only shrinks: a new upward import fails, and
+so does an entry that no longer exists, so that fixing one removes it from here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ FLOORS: dict[str, int] = {
     **dict.fromkeys(
         (
             "pipeline",
+            "notices",
+            "bursts",
             "cases",
             "case_actions",
             "platform",
@@ -42,22 +44,6 @@ FLOORS: dict[str, int] = {
 KNOWN = {
     # config validates each source's options with its collector (imported lazily)
     ("config", "monitor.collectors"),
-    # the work floor builds and enqueues Slack messages itself (see the docstring)
-    ("case_actions", "monitor.alerting.alerts"),
-    ("case_actions", "monitor.alerting.blocks"),
-    ("case_actions", "monitor.alerting.render"),
-    ("case_actions", "monitor.alerting.sla"),
-    ("health", "monitor.alerting.alerts"),
-    ("health", "monitor.alerting.blocks"),
-    ("pipeline", "monitor.alerting.alerts"),
-    ("pipeline", "monitor.alerting.blocks"),
-    ("pipeline", "monitor.alerting.groups"),
-    ("pipeline", "monitor.alerting.render"),
-    ("pipeline", "monitor.alerting.routing"),
-    ("platform", "monitor.alerting.alerts"),
-    ("replies", "monitor.alerting.alerts"),
-    ("replies", "monitor.alerting.mrkdwn"),
-    ("watchdog", "monitor.alerting.alerts"),
 }
 
 
@@ -104,3 +90,42 @@ def test_no_module_imports_from_a_floor_above_its_own() -> None:
                 upward.add((me, target))
     assert not upward - KNOWN, f"new upward imports: {sorted(upward - KNOWN)}"
     assert not KNOWN - upward, f"fixed, remove from KNOWN: {sorted(KNOWN - upward)}"
+
+
+def test_the_outbox_loads_no_sink_renderer_or_collector() -> None:
+    """`import monitor.alerting.outbox` alone: no slack-sdk, no Slack code, no collector."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, monitor.alerting.outbox\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('slack_sdk', "
+        "'monitor.collectors', 'monitor.alerting.slack', 'monitor.alerting.blocks', "
+        "'monitor.alerting.sinks')))\n"
+        "print(','.join(bad))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE.parent,
+    )
+    assert done.stdout.strip() == "", f"the outbox loads {done.stdout.strip()}"
+
+
+def test_no_module_below_the_outbox_writes_slack_markup() -> None:
+    """The work floor writes no Slack mentions or links (`<@U…>`, `<!here>`, `<url|label>`)."""
+    import re
+
+    markup = re.compile(r"""<@\{|<!(?:here|channel|subteam)|\|[^"'|]*>["']""")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        me = parts[1] if len(parts) > 1 else "__init__"
+        if FLOORS.get(me) != 3:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if markup.search(line) and '== "<!here>"' not in line:
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    assert not found, found

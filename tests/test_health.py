@@ -19,7 +19,7 @@ from tests.conftest import SLACK_TOKEN, reviews, write_config
 def deliver(svc: Services) -> None:
     drain_outbox(
         svc.engine,
-        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
         svc.settings.app.outbox,
         svc.clock,
     )

@@ -104,7 +104,7 @@ def test_login_walls_and_risk_blocks_are_reported_as_blocks(
     assert result.health is not None and "拦截" in result.health  # the ops channel hears at once
     drain_outbox(
         svc.engine,
-        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
         svc.settings.app.outbox,
         svc.clock,
     )
@@ -223,7 +223,7 @@ def test_a_complaint_first_seen_closed_pages_nobody(
     assert sweep(svc.engine, svc.settings, clock).escalations == 0
     drain_outbox(
         svc.engine,
-        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
         svc.settings.app.outbox,
         clock,
     )

@@ -41,7 +41,7 @@ def test_serve_metrics_show_runs_posts_grades_cases_outbox_and_leases(
     run_source(svc, svc.settings.source("appstore-cn"))
     ran_at = svc.clock.now().timestamp()
     Leases(svc.engine, "host-a:1:abc").acquire("source:appstore-cn", svc.clock.now())
-    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
     drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock)
     interactions = Interactions(svc.engine, svc.settings, svc.clock, None)
     with BackgroundServer(create_app(interactions, "secret")) as url:

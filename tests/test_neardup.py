@@ -56,7 +56,7 @@ def test_the_same_complaint_on_two_platforms_is_one_case(
         assert run_source(svc, heimao_source).cases_opened == 1
         drain_outbox(
             svc.engine,
-            SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+            SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
             svc.settings.app.outbox,
             svc.clock,
         )
@@ -81,7 +81,7 @@ def test_the_same_complaint_on_two_platforms_is_one_case(
         result = run_source(svc, svc.settings.app.sources[0])
         drain_outbox(
             svc.engine,
-            SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+            SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
             svc.settings.app.outbox,
             svc.clock,
         )

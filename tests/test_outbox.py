@@ -27,7 +27,7 @@ from tests.conftest import SLACK_TOKEN, review, reviews, write_config
 
 
 def sink_for(svc: Services) -> SlackSink:
-    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
 
 
 def alert_ids(slack: FakeSlack) -> list[int]:

@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
+from monitor.alerting.slack.render import SlackRenderer
 from monitor.clock import FakeClock
-from monitor.domain import CaseState
+from monitor.domain import CaseState, Notice, Outgoing
 from monitor.fakes.appstore import FakeAppStore
 from monitor.pipeline import Services, run_source
 from monitor.store.tables import (
@@ -61,7 +62,18 @@ def test_a_complaint_becomes_a_case_with_deadlines_and_one_queued_alert(
         delivery = s.execute(select(DeliveryRow)).scalar_one()
         assert delivery.channel == "#pr-crisis" and delivery.status == "pending"
         alert = s.execute(select(AlertRow)).scalar_one()
-        assert alert.payload["metadata"]["event_payload"]["alert_id"] == alert.id
+        # The queued notice is rendered at delivery; what Slack gets carries the alert id.
+        assert alert.id is not None and delivery.id is not None
+        out = Outgoing(
+            delivery.id,
+            alert.id,
+            "post",
+            delivery.channel,
+            Notice.from_json(alert.payload),
+            delivery.created_at,
+        )
+        message = SlackRenderer(svc.settings.policy).render(out)
+        assert message["metadata"]["event_payload"]["alert_id"] == alert.id
 
 
 def test_rerunning_stores_and_alerts_nothing_twice(svc: Services, appstore: FakeAppStore) -> None:

@@ -363,7 +363,10 @@ def test_report_goes_to_the_executives_channel_with_the_pdf(
     assert queue_report_post(engine, settings, result, clock.now())
     assert not queue_report_post(engine, settings, result, clock.now())  # once
     drain_outbox(
-        engine, SlackSink.from_config(SLACK_TOKEN, settings.app.slack), settings.app.outbox, clock
+        engine,
+        SlackSink.from_config(SLACK_TOKEN, settings.app.slack, settings.policy),
+        settings.app.outbox,
+        clock,
     )
     assert len(slack.uploads) == 1
     upload = slack.uploads[0]

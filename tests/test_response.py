@@ -25,7 +25,7 @@ from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack, Message
 from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
-from monitor.store.tables import CaseEventRow, CaseRow, DeliveryRow
+from monitor.store.tables import CaseEventRow, CaseRow, DeliveryRow, SinkMessageRow
 from monitor.watchdog import beat, check_deadman, health
 from tests.conftest import SLACK_TOKEN, review, reviews
 
@@ -33,7 +33,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def sink_for(svc: Services) -> SlackSink:
-    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    return SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
 
 
 def cycle(svc: Services) -> None:
@@ -200,7 +200,13 @@ def test_a_burst_of_p3_cases_is_grouped_and_the_group_edited(
     assert "4 个投诉集中出现" in json.dumps(group.attachments, ensure_ascii=False)
     with Session(svc.engine) as s, s.begin():
         grouped = (
-            s.execute(select(CaseRow).where(col(CaseRow.slack_ts) == group.ts)).scalars().all()
+            s.execute(
+                select(CaseRow)
+                .join(SinkMessageRow, col(SinkMessageRow.case_id) == col(CaseRow.id))
+                .where(col(SinkMessageRow.ref) == group.ts)
+            )
+            .scalars()
+            .all()
         )
         assert len(grouped) == 4
         case_actions.acknowledge(s, svc.settings, grouped[0], Actor("U0BOB00001"), clock.now())

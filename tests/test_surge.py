@@ -103,7 +103,7 @@ def test_a_real_surge_alerts_once_across_the_hour_boundary(
         collect(svc, appstore, burst(200 + clock.now().minute, 2, clock.now()))
         assert check_surge(svc.engine, svc.settings, clock.now()) == []
     assert len(surge_alerts(svc)) == 1
-    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
     drain_outbox(svc.engine, sink, svc.settings.app.outbox, clock, limit=100)
     posts = [m.text for m in slack.posts_in("#complaints") if "激增" in m.text]
     assert len(posts) == 1 and "扣款" in posts[0] and "发布 6 条" in posts[0]

@@ -37,7 +37,7 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 def web(svc: Services, slack: FakeSlack) -> Iterator[str]:
     client = WebClient(token=SLACK_TOKEN, base_url=svc.settings.app.slack.base_url)
     interactions = Interactions(svc.engine, svc.settings, svc.clock, client)
-    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack)
+    sink = SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy)
 
     def drain() -> None:
         drain_outbox(svc.engine, sink, svc.settings.app.outbox, svc.clock)
@@ -79,7 +79,7 @@ def open_case(svc: Services, appstore: FakeAppStore, slack: FakeSlack) -> tuple[
     run_source(svc, svc.settings.app.sources[0])
     drain_outbox(
         svc.engine,
-        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack),
+        SlackSink.from_config(SLACK_TOKEN, svc.settings.app.slack, svc.settings.policy),
         svc.settings.app.outbox,
         svc.clock,
     )

@@ -1,7 +1,8 @@
-"""Alerts and their outbox rows, written in the caller's transaction.
+"""Slack messages queued as they are: the way alerts were queued before notices.
 
-Every alert has a dedup key (one alert per case and kind, per step, per
-digest...), so a job that runs twice, or two instances, never alert twice.
+Koubei itself queues notices (`monitor.store.notices.enqueue`), rendered per sink at
+delivery time. A payload queued here (or by an older version, before the upgrade) is a
+Slack message; the outbox hands it to Slack unchanged, and other sinks get its text.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Severity
+from monitor.store.notices import alert_exists as _exists
 from monitor.store.tables import AlertRow, DeliveryRow
 
 Method = str  # "post" | "reply" | "update"
@@ -27,8 +28,7 @@ def channel_for(settings: Settings, severity: Severity) -> tuple[str, str]:
 
 
 def alert_exists(session: Session, dedup_key: str) -> bool:
-    found = session.execute(select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key))
-    return found.first() is not None
+    return _exists(session, dedup_key)
 
 
 def enqueue_alert(

@@ -18,7 +18,7 @@ from monitor.alerting.mrkdwn import clip, link, strip_format
 from monitor.alerting.mrkdwn import escape_mrkdwn as escape_mrkdwn
 from monitor.classify.pii import mask_pii
 from monitor.config import GradePolicy
-from monitor.domain import CASE_STATE_NAMES
+from monitor.notices import ACTIVE, CATEGORY_LABELS, SIGNAL_LABELS, STATE_LABELS
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 
 BODY_LIMIT = 700  # escaped characters; Slack allows 3,000, an alert should be read at a glance
@@ -31,35 +31,6 @@ ACTION_IDS = (
     "koubei_false_positive",
     "koubei_escalate",
 )
-
-CATEGORY_LABELS = {
-    "collection": "催收",
-    "fees": "息费",
-    "deduction": "扣款",
-    "credit_report": "征信",
-    "privacy": "隐私",
-    "fraud": "诈骗/冒名",
-    "service": "客服",
-    "app": "App故障/体验",
-    "approval": "审批/额度/放款",
-    "other": "其他",
-}
-SIGNAL_LABELS = {
-    "self_harm": "轻生",
-    "threat": "威胁/恐吓",
-    "third_party": "波及第三方",
-    "regulator": "监管",
-    "media": "媒体",
-    "legal": "报警/诉讼",
-    "collective": "集体维权",
-}
-
-
-STATE_ICONS = {"open": "🔴", "acknowledged": "🟡", "resolved": "✅", "reopened": "🔴"}
-STATE_LABELS = {
-    state: f"{STATE_ICONS.get(state, '⚪')} {name}" for state, name in CASE_STATE_NAMES.items()
-}
-ACTIVE = ("open", "acknowledged", "reopened")
 
 
 def safe(text: str, limit: int | None = None) -> str:
@@ -105,12 +76,12 @@ def case_actions(case: CaseRow) -> dict[str, Any] | None:
     value = str(case.id)
     buttons = []
     if case.state != "acknowledged":
-        buttons.append(_button("确认 Ack", "koubei_ack", value, "primary"))
+        buttons.append(button("确认 Ack", "koubei_ack", value, "primary"))
     buttons += [
-        _button("我来负责 Assign me", "koubei_assign", value, None),
-        _button("解决 Resolve", "koubei_resolve", value, None),
-        _button("误报 False positive", "koubei_false_positive", value, "danger"),
-        _button("立即升级 Escalate", "koubei_escalate", value, None),
+        button("我来负责 Assign me", "koubei_assign", value, None),
+        button("解决 Resolve", "koubei_resolve", value, None),
+        button("误报 False positive", "koubei_false_positive", value, "danger"),
+        button("立即升级 Escalate", "koubei_escalate", value, None),
     ]
     return {"type": "actions", "block_id": f"case:{case.id}", "elements": buttons}
 
@@ -192,7 +163,7 @@ def thread_reply(
     return message
 
 
-def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
+def button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
@@ -289,3 +260,6 @@ def digest_message(
         f"（{part}/{parts}）" if parts > 1 else ""
     )
     return coloured(fallback, grade.colour, blocks, message_metadata(alert_id, None, "P4"))
+
+
+__all__ = ["ACTIVE", "CATEGORY_LABELS", "SIGNAL_LABELS", "STATE_LABELS"]

@@ -6,18 +6,17 @@ whole line, and marked digested by the message that shows it.
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
-
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import digest_line, digest_message, digest_parts
-from monitor.domain import AlertKind, Severity
+from monitor.domain import AlertKind, Notice, NoticeItem, Severity
+from monitor.notices import CATEGORY_LABELS, plain
 from monitor.pipeline import Services
+from monitor.store.notices import enqueue
 from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import PostRow, VerdictRow
+
+ITEMS_PER_MESSAGE = 40
 
 
 def enqueue_digest(svc: Services) -> int:
@@ -40,40 +39,40 @@ def enqueue_digest(svc: Services) -> int:
         period = now.astimezone(svc.tz).strftime("%Y-%m-%d")
         first, last = min(v.id or 0 for _, v in items), max(v.id or 0 for _, v in items)
         grade = svc.settings.policy.grade(Severity.P4)
-
-        def _message(
-            alert_id: int, *, lines: list[str], total: int, part: int, parts: int
-        ) -> dict[str, Any]:
-            return digest_message(
-                alert_id=alert_id,
-                lines=lines,
-                total=total,
-                part=part,
-                parts=parts,
-                grade=grade,
-                period=period,
-            )
-
-        lines = [digest_line(p, v) for p, v in items]
-        parts = digest_parts(lines)
-        shown = 0
-        for number, part in enumerate(parts, start=1):
-            chunk = items[shown : shown + len(part)]
-            shown += len(part)
-            alert = enqueue_alert(
-                session,
-                svc.settings,
+        step = ITEMS_PER_MESSAGE
+        parts = [items[i : i + step] for i in range(0, len(items), step)]
+        for number, chunk in enumerate(parts, start=1):
+            notice = Notice(
                 kind=AlertKind.DIGEST,
-                severity=Severity.P4,
                 dedup_key=f"digest:{period}:{first}-{last}:{number}/{len(parts)}",
-                case_id=None,
-                now=now,
-                build=partial(
-                    _message, lines=part, total=len(items), part=number, parts=len(parts)
-                ),
+                route=grade.channel,
+                headline=f"每日摘要 {period}",
+                grade=Severity.P4,
+                items=tuple(_item(p, v) for p, v in chunk),
+                extra={
+                    "label": grade.label,
+                    "colour": grade.colour,
+                    "period": period,
+                    "total": len(items),
+                    "part": number,
+                    "parts": len(parts),
+                },
             )
+            alert = enqueue(session, svc.settings, notice, now)
             if alert is None:
                 return 0
             for _, verdict in chunk:
                 verdict.digest_alert_id = alert.id
         return len(items)
+
+
+def _item(post: PostRow, verdict: VerdictRow) -> NoticeItem:
+    """One P4 post: its text, stars, source and categories, and its link."""
+    cats = "、".join(CATEGORY_LABELS.get(c, c) for c in verdict.categories)
+    return NoticeItem(
+        text=plain(post.title or post.body),
+        url=post.url,
+        grade=Severity.P4,
+        rating=post.rating,
+        meta=(post.source, cats),
+    )

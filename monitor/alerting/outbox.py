@@ -1,51 +1,68 @@
 """Draining the outbox: at-least-once delivery that, in practice, never posts twice.
 
+A notice has one delivery per sink it goes to (koubei.yaml `sinks:`), each tracked,
+retried and deduplicated on its own; each sink renders the notice at delivery time.
 Each delivery is claimed in its own committed transaction (attempts+1, a lease,
-`maybe_sent` set) before anything is sent. If the process dies after Slack took
-the message but before we recorded it, the row is still pending with
-`maybe_sent`; the next attempt looks for the alert id first (in the channel, in
-the case's thread for a reply, among the channel's files for a file).
-A failed delivery stays pending with a backoff, unless Slack refused it for
-good (invalid_blocks, channel_not_found, invalid_auth...): then it ends as
-`failed` with its error, the ops channel is told once (in the same
+`maybe_sent` set) before anything is sent. If the process dies after the sink took
+the message but before we recorded it, the row is still pending with `maybe_sent`;
+the next attempt asks a sink with `lookup` for the alert id first (Slack: in the
+channel, in the case's thread for a reply, among the channel's files for a file). A
+sink without `lookup` (the group robots) cannot be asked: its maybe-sent delivery is
+not sent again but recorded as sent-unconfirmed (a duplicate is worse than a message
+we cannot prove arrived; docs/notices.md).
+
+The outbox adapts to each sink's capabilities: without threads a thread event is a
+new message (its renderer names 工单 #id); without edits a state change is a new
+message. A failed delivery stays pending with a backoff; a rate limit answer
+(`retry_after`) waits that long without counting as a failure. A delivery refused for
+good ends as `failed` with its error, the ops route is told once (in the same
 transaction), and `koubei deliveries` shows it until it is queued again.
 
-Order is kept per case (a case's thread reply waits for its message), and at
-most `per_channel_per_second` messages go to one channel, as Slack asks.
+Order is kept per case and sink (a case's thread reply waits for its message), and
+each sink's channel gets at most its `rate_per_minute` (and `per_channel_per_second`).
+
+This module imports the store, the domain, the clock and errors only: no sink, no
+renderer and no collector loads with it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from monitor.alerting.blocks import plain_message
-from monitor.alerting.groups import render_group
-from monitor.alerting.mrkdwn import clip, escape_mrkdwn
-from monitor.alerting.sinks import Sent, Sink, SinkError
 from monitor.clock import Clock
-from monitor.config import OutboxConfig, Settings
-from monitor.domain import AlertKind, DeliveryStatus, Severity
-from monitor.store.tables import AlertRow, CaseRow, DeliveryRow
+from monitor.config import OutboxConfig
+from monitor.domain import (
+    AlertKind,
+    DeliveryStatus,
+    InlineStyle,
+    Mention,
+    Notice,
+    NoticeMethod,
+    Outgoing,
+    Severity,
+    Sink,
+    SinkRef,
+    code,
+    render_inline,
+)
+from monitor.errors import SinkError
+from monitor.store.notices import OpsTarget, enqueue_to
+from monitor.store.notices import ops_target as ops_target
+from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
 log = logging.getLogger(__name__)
 _WAIT_FOR_ROOT = timedelta(seconds=15)
-_MENTION = re.compile(r"<[!@][^>]*>")
-OpsTarget = tuple[str, str]  # (channel key, Slack channel) where failed deliveries are told
-
-
-def ops_target(settings: Settings) -> OpsTarget:
-    key = settings.policy.watchdog.ops_channel
-    return key, settings.app.slack.channels[key]
+_CASE_MESSAGES = (AlertKind.NEW_CASE.value, AlertKind.REGRADED.value, AlertKind.UPDATE.value)
+UNCONFIRMED = "sent-unconfirmed"
+Sinks = Sink | Mapping[str, Sink]
 
 
 @dataclass
@@ -54,7 +71,9 @@ class DrainReport:
     found_already_sent: int = 0
     failed: int = 0
     pending: int = 0
-    given_up: int = 0  # refused by Slack for good this drain
+    given_up: int = 0  # refused for good this drain
+    unconfirmed: int = 0  # maybe sent by a sink that cannot be asked: not sent again
+    rate_limited: int = 0  # the sink asked us to wait: waiting, not counted as failed
 
 
 @dataclass(frozen=True)
@@ -62,14 +81,13 @@ class _Claim:
     delivery_id: int
     alert_id: int
     alert_kind: str
-    method: str
+    method: str  # as sent: "wait" when nothing is sent
+    sink: str
     channel: str
     case_id: int | None
     attempts: int
     check_first: bool
-    created_at: datetime
-    message: dict[str, Any]
-    thread: tuple[str, str] | None  # (channel id, ts) of the case's message
+    out: Outgoing | None
 
 
 def _waiting(row: DeliveryRow, kind: str) -> _Claim:
@@ -79,12 +97,11 @@ def _waiting(row: DeliveryRow, kind: str) -> _Claim:
         row.alert_id,
         kind,
         "wait",
+        row.sink,
         row.channel,
         row.case_id,
         row.attempts,
         False,
-        row.created_at,
-        {},
         None,
     )
 
@@ -93,46 +110,134 @@ def _backoff(config: OutboxConfig, attempts: int) -> timedelta:
     return timedelta(seconds=min(config.max_backoff_seconds, 5.0 * 2 ** max(0, attempts - 1)))
 
 
-def _due(now: datetime, busy: set[str]) -> Any:
+def _due(now: datetime, busy: set[tuple[str, str]], names: Sequence[str] | None) -> Any:
     earlier = aliased(DeliveryRow)
     conditions = [
         col(DeliveryRow.status) == DeliveryStatus.PENDING.value,
         col(DeliveryRow.next_attempt_at) <= now,
         or_(col(DeliveryRow.claimed_until).is_(None), col(DeliveryRow.claimed_until) < now),
-        # A case's deliveries go in order: its thread replies after its message.
+        # A case's deliveries go in order on each sink: its thread replies after its message.
         or_(
             col(DeliveryRow.case_id).is_(None),
             ~exists().where(
                 and_(
                     col(earlier.case_id) == col(DeliveryRow.case_id),
+                    col(earlier.sink) == col(DeliveryRow.sink),
                     col(earlier.status) == DeliveryStatus.PENDING.value,
                     col(earlier.id) < col(DeliveryRow.id),
                 )
             ),
         ),
     ]
-    if busy:
-        conditions.append(col(DeliveryRow.channel).not_in(sorted(busy)))
+    if names is not None:
+        conditions.append(col(DeliveryRow.sink).in_(list(names)))
+    for sink, channel in sorted(busy):
+        conditions.append(~and_(col(DeliveryRow.sink) == sink, col(DeliveryRow.channel) == channel))
     return and_(*conditions)
 
 
+def is_notice(payload: dict[str, Any]) -> bool:
+    """Whether an alert's payload is a notice (or a message queued by an older version)."""
+    return isinstance(payload.get("headline"), str) and "dedup_key" in payload
+
+
+def _notice(alert: AlertRow) -> tuple[Notice, dict[str, Any] | None]:
+    """The alert's notice, and the payload itself when an older version queued a message."""
+    payload = dict(alert.payload or {})
+    if is_notice(payload):
+        return Notice.from_json(payload), None
+    legacy = Notice(
+        kind=AlertKind(alert.kind),
+        dedup_key=alert.dedup_key,
+        route=alert.channel_key,
+        headline=str(payload.get("text") or payload.get("label") or ""),
+        grade=Severity(alert.severity) if alert.severity != "none" else None,
+        case_id=alert.case_id,
+        file=payload.get("file"),
+        # A group queued before notices: its mention text, for Slack as it was.
+        mentions=(Mention(role=str(payload["notify"])),) if payload.get("notify") else (),
+        extra={k: payload[k] for k in ("label", "colour") if k in payload},
+    )
+    is_group = alert.kind == AlertKind.GROUP.value
+    return legacy, (None if is_group else payload)
+
+
+def _members(session: Session, group_id: int) -> tuple[Notice, ...]:
+    """The group's cases, each as its latest case notice (its state now)."""
+    case_ids = (
+        session.execute(
+            select(col(AlertRow.case_id))
+            .where(col(AlertRow.group_id) == group_id)
+            .order_by(col(AlertRow.id))
+        )
+        .scalars()
+        .all()
+    )
+    members = []
+    for case_id in case_ids:
+        if case_id is None:
+            continue
+        latest = (
+            session.execute(
+                select(AlertRow)
+                .where(col(AlertRow.case_id) == case_id, col(AlertRow.kind).in_(_CASE_MESSAGES))
+                .order_by(col(AlertRow.id).desc())
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
+        if latest is not None and is_notice(latest.payload or {}):
+            members.append(Notice.from_json(latest.payload))
+    return tuple(members)
+
+
 def _claim_next(
-    engine: Engine, config: OutboxConfig, now: datetime, busy: set[str]
+    engine: Engine,
+    config: OutboxConfig,
+    now: datetime,
+    busy: set[tuple[str, str]],
+    sinks: Mapping[str, Sink] | None,
+    single: Sink | None,
 ) -> _Claim | None:
+    names = list(sinks) if sinks is not None else None
     with Session(engine) as session, session.begin():
-        query = select(DeliveryRow).where(_due(now, busy)).order_by(col(DeliveryRow.id)).limit(1)
+        query = (
+            select(DeliveryRow).where(_due(now, busy, names)).order_by(col(DeliveryRow.id)).limit(1)
+        )
         if engine.dialect.name == "postgresql":
             # Two instances drain one outbox: each takes rows the other has not locked.
             query = query.with_for_update(skip_locked=True)
         row = session.execute(query).scalar_one_or_none()
         if row is None:
             return None
+        sink = single if single is not None else (sinks or {})[row.sink]
         alert = session.get_one(AlertRow, row.alert_id)
+        notice, raw = _notice(alert)
+        method: NoticeMethod = _method(row.method)
+        adapted: NoticeMethod | None = None
+        if (
+            (method == "reply" and not sink.threads)
+            or (method == "update" and not sink.edits)
+            or (method == "file" and not sink.files)
+        ):
+            adapted, method = method, "post"
         thread = None
-        if row.method in ("reply", "update"):
-            case = session.get(CaseRow, row.case_id) if row.case_id else None
-            if case is None or not case.slack_ts or not case.slack_channel:
-                root = _failed_root(session, row.case_id) if row.case_id else None
+        if method in ("reply", "update"):
+            posted = (
+                session.execute(
+                    select(SinkMessageRow).where(
+                        col(SinkMessageRow.case_id) == row.case_id,
+                        col(SinkMessageRow.sink) == row.sink,
+                    )
+                )
+                .scalars()
+                .first()
+                if row.case_id is not None
+                else None
+            )
+            if posted is None:
+                root = _failed_root(session, row.case_id, row.sink) if row.case_id else None
                 if root is not None:
                     # The case's message was refused for good: its thread never will exist.
                     row.status = DeliveryStatus.FAILED.value
@@ -142,37 +247,56 @@ def _claim_next(
                 # The case's message is not out yet (it may ride in a group): wait.
                 row.next_attempt_at = now + _WAIT_FOR_ROOT
                 return _waiting(row, alert.kind)
-            thread = (case.slack_channel, case.slack_ts)
-        message = dict(alert.payload)
+            thread = SinkRef(posted.channel, posted.ref)
+        group: tuple[Notice, ...] = ()
         if alert.kind == AlertKind.GROUP:
-            message = render_group(session, alert)
-        elif row.method == "update" and row.case_id is not None:
-            group = _group_of(session, row.case_id)
-            if group is not None:  # the case lives in a group message: edit the whole group
-                message = render_group(session, group)
+            group = _members(session, alert.id or 0)
+        elif method == "update" and row.case_id is not None:
+            group_alert = _group_of(session, row.case_id)
+            if group_alert is not None:  # the case lives in a group message: edit the group
+                notice, raw = _notice(group_alert)
+                group = _members(session, group_alert.id or 0)
         assert row.id is not None
+        # Posts and files can be looked up by alert id after a lost answer; edits are idempotent.
+        can_repeat = method == "update"
+        out = Outgoing(
+            delivery_id=row.id,
+            alert_id=row.alert_id,
+            method=method,
+            channel=row.channel,
+            notice=notice,
+            created_at=row.created_at,
+            thread=thread,
+            group=group,
+            adapted_from=adapted,
+            raw=raw,
+        )
         claim = _Claim(
             delivery_id=row.id,
             alert_id=row.alert_id,
             alert_kind=alert.kind,
-            method=row.method,
+            method=method,
+            sink=row.sink,
             channel=row.channel,
             case_id=row.case_id,
             attempts=row.attempts + 1,
-            check_first=row.maybe_sent and row.method in ("post", "reply", "file"),
-            created_at=row.created_at,
-            message=message,
-            thread=thread,
+            check_first=row.maybe_sent and not can_repeat,
+            out=out,
         )
         row.attempts += 1
         row.claimed_until = now + timedelta(seconds=config.lease_seconds)
-        # Posts and files can be looked up by alert id after a lost answer; edits are idempotent.
-        row.maybe_sent = row.method in ("post", "reply", "file")
+        row.maybe_sent = not can_repeat
         return claim
 
 
-def _failed_root(session: Session, case_id: int) -> int | None:
-    """The failed delivery of the case's message (its own, or its group's), if it failed."""
+def _method(value: str) -> NoticeMethod:
+    if value in ("post", "reply", "update", "file"):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"unknown delivery method {value!r}")
+
+
+def _failed_root(session: Session, case_id: int, sink: str) -> int | None:
+    """The failed delivery of the case's message on this sink (its own, or its group's)."""
     new_case = session.execute(
         select(col(AlertRow.id), col(AlertRow.group_id)).where(
             col(AlertRow.case_id) == case_id, col(AlertRow.kind) == AlertKind.NEW_CASE.value
@@ -184,6 +308,7 @@ def _failed_root(session: Session, case_id: int) -> int | None:
     return session.execute(
         select(col(DeliveryRow.id)).where(
             col(DeliveryRow.alert_id) == root_alert,
+            col(DeliveryRow.sink) == sink,
             col(DeliveryRow.status) == DeliveryStatus.FAILED.value,
         )
     ).scalar_one_or_none()
@@ -202,20 +327,23 @@ def _group_of(session: Session, case_id: int) -> AlertRow | None:
     return session.get(AlertRow, group_id) if group_id is not None else None
 
 
-def _finish(engine: Engine, claim: _Claim, sent: Sent, now: datetime) -> None:
+def _finish(
+    engine: Engine, claim: _Claim, sent: SinkRef, now: datetime, error: str | None = None
+) -> None:
     with Session(engine) as session, session.begin():
         row = session.get_one(DeliveryRow, claim.delivery_id)
         row.status = DeliveryStatus.SENT.value
-        row.slack_channel = sent.channel_id
-        row.slack_ts = sent.ts
+        row.sent_channel = sent.channel[:128]
+        row.ref = sent.ref[:128]
         row.sent_at = now
         row.claimed_until = None
-        row.last_error = None
-        if claim.method != "post":
+        row.maybe_sent = False
+        row.last_error = error
+        if claim.method != "post" or (claim.out is not None and claim.out.adapted_from):
             return
         # The case's message: later events go into its thread, edits change it.
         if claim.alert_kind == AlertKind.NEW_CASE and claim.case_id is not None:
-            cases = [session.get_one(CaseRow, claim.case_id)]
+            case_ids: Sequence[int | None] = [claim.case_id]
         elif claim.alert_kind == AlertKind.GROUP:
             case_ids = (
                 session.execute(
@@ -224,14 +352,30 @@ def _finish(engine: Engine, claim: _Claim, sent: Sent, now: datetime) -> None:
                 .scalars()
                 .all()
             )
-            cases = [session.get_one(CaseRow, cid) for cid in case_ids if cid is not None]
         else:
             return
-        for case in cases:
-            if case.slack_ts is None:
-                case.slack_channel_name = claim.channel
-                case.slack_channel = sent.channel_id
-                case.slack_ts = sent.ts
+        route = claim.out.notice.route if claim.out is not None else ""
+        for case_id in case_ids:
+            if case_id is None:
+                continue
+            known = session.execute(
+                select(col(SinkMessageRow.id)).where(
+                    col(SinkMessageRow.case_id) == case_id,
+                    col(SinkMessageRow.sink) == claim.sink,
+                )
+            ).first()
+            if known is None:
+                session.add(
+                    SinkMessageRow(
+                        case_id=case_id,
+                        sink=claim.sink,
+                        channel=sent.channel[:128],
+                        channel_key=route,
+                        ref=sent.ref[:128],
+                        alert_id=claim.alert_id,
+                        created_at=now,
+                    )
+                )
 
 
 def _fail(
@@ -244,10 +388,17 @@ def _fail(
 ) -> None:
     with Session(engine) as session, session.begin():
         row = session.get_one(DeliveryRow, claim.delivery_id)
+        row.claimed_until = None
+        if error.retry_after is not None and not error.permanent:
+            # The sink asked us to wait: the attempt does not count, the row never gives up.
+            row.attempts = max(0, row.attempts - 1)
+            row.maybe_sent = False
+            row.next_attempt_at = now + timedelta(seconds=max(0.0, error.retry_after))
+            row.last_error = f"rate limited, waiting {error.retry_after:g}s: {error}"[:500]
+            return
         row.maybe_sent = not error.definite and claim.method in ("post", "reply", "file")
         row.last_error = str(error)[:500]
         row.next_attempt_at = now + _backoff(config, claim.attempts)
-        row.claimed_until = None
         if not error.permanent:
             return
         row.status = DeliveryStatus.FAILED.value
@@ -256,131 +407,154 @@ def _fail(
             _tell_ops(session, ops, claim, str(error), now)
 
 
+def said(notice: Notice) -> str:
+    """What a notice said, in plain words and without mentions (no stray pings)."""
+    style = InlineStyle(escape=lambda s: s, mention=lambda _m: "", link=lambda x: x.label)
+    head = render_inline(notice.headline, notice, style).strip()
+    parts = [f"工单 #{notice.case_id}"] if notice.case_id is not None else []
+    parts.append(head)
+    detail = str(notice.extra.get("title") or "") or notice.quote
+    if detail:
+        parts.append(detail[:80])
+    return " ".join(p for p in parts if p)
+
+
 def _tell_ops(session: Session, ops: OpsTarget, claim: _Claim, error: str, now: datetime) -> None:
-    """One notice per failed delivery, with what it said (mentions removed: no stray pings)."""
-    said = _MENTION.sub("", str(claim.message.get("text") or "")).strip()
+    """One notice per failed delivery, with what it said."""
+    dedup_key = f"delivery-failed:{claim.delivery_id}"
+    notice = claim.out.notice if claim.out is not None else None
+    told = said(notice) if notice is not None else ""
     text = (
         f"⚠️ 告警投递失败，已停止重试：{claim.alert_kind} 告警 #{claim.alert_id} → "
-        f"{escape_mrkdwn(claim.channel)}（第 {claim.attempts} 次尝试）\n"
-        f"错误：{escape_mrkdwn(error)}\n"
-        f"原内容：{clip(said, 1500) or '—'}\n"
-        f"查看 `koubei deliveries --failed`；修好后 `koubei deliveries --retry {claim.delivery_id}`"
+        f"{claim.sink}:{claim.channel}（第 {claim.attempts} 次尝试）\n"
+        f"错误：{error}\n"
+        f"原内容：{told[:1500] or '—'}\n"
+        f"查看 {code('koubei deliveries --failed')}；"
+        f"修好后 {code(f'koubei deliveries --retry {claim.delivery_id}')}"
     )
-    dedup_key = f"delivery-failed:{claim.delivery_id}"
-    told = select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key)
-    if session.execute(told).first():
-        return
-    key, channel = ops
-    alert = AlertRow(
-        dedup_key=dedup_key,
-        kind=AlertKind.DELIVERY_FAILED.value,
-        severity=Severity.P2.value,
-        channel_key=key,
-        created_at=now,
-    )
-    session.add(alert)
-    session.flush()
-    assert alert.id is not None
-    alert.payload = plain_message(alert.id, Severity.P2.value, text, "#455A64")
-    session.add(
-        DeliveryRow(
-            alert_id=alert.id,
-            channel=channel,
-            status=DeliveryStatus.PENDING.value,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    enqueue_to(
+        session,
+        Notice(
+            kind=AlertKind.DELIVERY_FAILED,
+            dedup_key=dedup_key,
+            route=ops.route,
+            headline=text,
+            extra={"colour": "#455A64"},
+        ),
+        now,
+        ops.targets,
+        severity=Severity.P2,
     )
 
 
-def _send(sink: Sink, claim: _Claim) -> tuple[Sent, bool]:
-    """Deliver one claim; returns what Slack holds and whether it was there already."""
-    if claim.method == "file":
-        message = claim.message
-        if claim.check_first:
-            found = sink.find_file(claim.channel, claim.alert_id, claim.created_at)
-            if found is not None:
-                return found, True
-        path = Path(str(message["file"]))
-        return sink.upload(claim.channel, path, str(message["text"]), claim.alert_id), False
-    if claim.method == "update":
-        assert claim.thread is not None
-        channel_id, ts = claim.thread
-        sink.update(channel_id, ts, claim.message)
-        return Sent(channel_id, ts), False
-    channel, message = claim.channel, claim.message
-    if claim.method == "reply":
-        assert claim.thread is not None
-        channel, message = claim.thread[0], {**message, "thread_ts": claim.thread[1]}
+def _send(sink: Sink, claim: _Claim) -> tuple[SinkRef, str]:
+    """Deliver one claim; returns where it is and how: "sent", "found" or UNCONFIRMED."""
+    assert claim.out is not None
     if claim.check_first:
-        thread_ts = claim.thread[1] if claim.method == "reply" and claim.thread else None
-        found = sink.find(channel, claim.alert_id, claim.created_at, thread_ts)
+        if not sink.lookup:
+            # Nothing to ask: sending again could post it twice. It stays as it may be.
+            return SinkRef(claim.channel, ""), UNCONFIRMED
+        found = sink.find(claim.out)
         if found is not None:
-            return found, True
-    return sink.post(channel, message, claim.alert_id), False
+            return found, "found"
+    return sink.send(claim.out), "sent"
+
+
+def _interval(config: OutboxConfig, sink: Sink) -> timedelta:
+    per_minute = max(1, int(sink.rate_per_minute))
+    return timedelta(seconds=max(1.0 / config.per_channel_per_second, 60.0 / per_minute))
 
 
 def drain_outbox(
     engine: Engine,
-    sink: Sink,
+    sinks: Sinks,
     config: OutboxConfig,
     clock: Clock,
     limit: int | None = None,
     ops: OpsTarget | None = None,
 ) -> DrainReport:
-    """Deliver what is due in outbox order, pacing each channel; returns what happened.
+    """Deliver what is due in outbox order, pacing each sink's channels; returns what happened.
 
-    `ops` is where a delivery Slack refused for good is told (see `ops_target`).
+    `sinks` maps sink names (koubei.yaml `sinks:`) to sinks; rows for a sink not in it
+    wait. One sink alone takes every row (the tests and the demo). `ops` is where a
+    delivery refused for good is told (see `ops_target`).
     """
     report = DrainReport()
+    single = None if isinstance(sinks, Mapping) else sinks
+    named = sinks if isinstance(sinks, Mapping) else None
     budget = limit if limit is not None else config.batch_size
-    interval = timedelta(seconds=1.0 / config.per_channel_per_second)
-    next_slot: dict[str, datetime] = {}
+    next_slot: dict[tuple[str, str], datetime] = {}
     while budget > 0:
         now = clock.now()
-        busy = {ch for ch, slot in next_slot.items() if slot > now}
-        claim = _claim_next(engine, config, now, busy)
+        busy = {key for key, slot in next_slot.items() if slot > now}
+        claim = _claim_next(engine, config, now, busy, named, single)
         if claim is None:
-            if not busy or not _any_due(engine, now):
+            if not busy or not _any_due(engine, now, named):
                 break
-            clock.sleep((min(next_slot[ch] for ch in busy) - now).total_seconds())
+            clock.sleep((min(next_slot[key] for key in busy) - now).total_seconds())
             continue
         if claim.method == "wait":
             continue
         budget -= 1
+        sink = single if single is not None else (named or {})[claim.sink]
         try:
-            sent, already = _send(sink, claim)
+            sent, how = _send(sink, claim)
         except SinkError as exc:
             if exc.permanent:
                 log.error(
-                    "alert %d refused for good (attempt %d), not retried: %s",
+                    "alert %d refused for good by %s (attempt %d), not retried: %s",
                     claim.alert_id,
+                    claim.sink,
                     claim.attempts,
                     exc,
                 )
                 report.given_up += 1
+            elif exc.retry_after is not None:
+                log.warning(
+                    "alert %d: %s asks to wait %gs; waiting",
+                    claim.alert_id,
+                    claim.sink,
+                    exc.retry_after,
+                )
+                report.rate_limited += 1
             else:
                 log.warning(
-                    "alert %d not delivered (attempt %d): %s", claim.alert_id, claim.attempts, exc
+                    "alert %d not delivered by %s (attempt %d): %s",
+                    claim.alert_id,
+                    claim.sink,
+                    claim.attempts,
+                    exc,
                 )
-            report.failed += 1
+            if exc.retry_after is None or exc.permanent:
+                report.failed += 1
             _fail(engine, config, claim, exc, clock.now(), ops)
             continue
         finally:
-            next_slot[claim.channel] = clock.now() + interval
-        if already:
+            next_slot[(claim.sink, claim.channel)] = clock.now() + _interval(config, sink)
+        error = None
+        if how == "found":
             log.info("alert %d was already in %s; not posting again", claim.alert_id, claim.channel)
             report.found_already_sent += 1
+        elif how == UNCONFIRMED:
+            error = (
+                f"{UNCONFIRMED}: an attempt went unanswered and {claim.sink} cannot be asked "
+                "whether it arrived; not sent again, to post no duplicate"
+            )
+            log.warning("alert %d on %s: %s", claim.alert_id, claim.sink, error)
+            report.unconfirmed += 1
         else:
             report.sent += 1
-        _finish(engine, claim, sent, clock.now())
+        _finish(engine, claim, sent, clock.now(), error)
     report.pending = pending_count(engine)
     return report
 
 
-def _any_due(engine: Engine, now: datetime) -> bool:
+def _any_due(engine: Engine, now: datetime, sinks: Mapping[str, Sink] | None) -> bool:
+    names = list(sinks) if sinks is not None else None
     with Session(engine) as session:
-        row = session.execute(select(col(DeliveryRow.id)).where(_due(now, set())).limit(1)).first()
+        row = session.execute(
+            select(col(DeliveryRow.id)).where(_due(now, set(), names)).limit(1)
+        ).first()
         return row is not None
 
 
@@ -400,15 +574,13 @@ class DeliveryInfo:
     alert_id: int
     kind: str
     method: str
+    sink: str
     channel: str
     status: str
     attempts: int
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None
-
-
-_STATUS_ORDER = {DeliveryStatus.FAILED.value: 0, DeliveryStatus.PENDING.value: 1}
 
 
 def deliveries(engine: Engine, *, failed_only: bool = False, limit: int = 50) -> list[DeliveryInfo]:
@@ -434,6 +606,7 @@ def deliveries(engine: Engine, *, failed_only: bool = False, limit: int = 50) ->
                     alert_id=d.alert_id,
                     kind=kind,
                     method=d.method,
+                    sink=d.sink,
                     channel=d.channel,
                     status=d.status,
                     attempts=d.attempts,

@@ -9,23 +9,24 @@ was queued is this reply, and it is not sent again.
 Apple publishes a response after a while (`PENDING_PUBLISH`, then `PUBLISHED`); the
 collector's later runs read that state into the case's timeline.
 
-`RoutingSink` sends rows for these channels here and everything else to Slack.
+`RoutingSink` sends rows for these channels here and everything else to another sink
+(one process handing every row to one sink, as the tests and the demo do); `make_sinks`
+registers this sink under `REPLY_SINK` beside the chat sinks.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from monitor.alerting.sinks import Sent, Sink, SinkError
 from monitor.collectors.appstoreconnect import AppStoreConnect
 from monitor.collectors.http import HttpClient
 from monitor.config import SourceConfig
-from monitor.errors import KoubeiError
-from monitor.replies import REPLY_PREFIX
+from monitor.domain import Outgoing, Sink, SinkRef
+from monitor.errors import KoubeiError, SinkError
+from monitor.replies import REPLY_PREFIX, REPLY_SINK
 
 PREFIX = REPLY_PREFIX
 
@@ -36,9 +37,23 @@ def _parts(channel: str) -> tuple[str, str]:
 
 
 class AppStoreReplySink:
+    kind: ClassVar[str] = "appstore"
+    threads: ClassVar[bool] = False
+    edits: ClassVar[bool] = False
+    buttons: ClassVar[bool] = False
+    files: ClassVar[bool] = False
+    mentions: ClassVar[bool] = False
+    lookup: ClassVar[bool] = True  # the review's response is read back
+    max_bytes: ClassVar[int] = 5970 * 4  # 5,970 characters
+    rate_per_minute: ClassVar[int] = 60
+    rate_source: ClassVar[str] = (
+        "https://developer.apple.com/documentation/appstoreconnectapi/identifying-rate-limits"
+    )
+
     def __init__(self, sources: list[SourceConfig], http: HttpClient) -> None:
         self.collectors = {s.name: AppStoreConnect(s) for s in sources}
         self.http = http
+        self.name = REPLY_SINK
 
     def _collector(self, channel: str) -> AppStoreConnect:
         name, _ = _parts(channel)
@@ -91,8 +106,13 @@ class AppStoreReplySink:
             raise SinkError(f"HTTP {response.status_code} {_detail(response)}", definite=True)
         return response.json() if response.content else {}
 
-    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
-        collector = self._collector(channel)
+    def send(self, out: Outgoing) -> SinkRef:
+        if out.method != "post":
+            raise SinkError(
+                "review replies are posted, never edited or threaded", definite=True, permanent=True
+            )
+        message = out.raw if out.raw is not None else out.notice.extra
+        collector = self._collector(out.channel)
         review_id, text = str(message["review_id"]), str(message["text"])
         body = {
             "data": {
@@ -108,14 +128,13 @@ class AppStoreReplySink:
             raise SinkError(f"review {review_id} no longer exists", definite=True, permanent=True)
         # Only a short reference fits the outbox row; the response itself is read back
         # from the review by the collector.
-        return Sent("appstore", str(data.get("data", {}).get("id", ""))[:32])
+        return SinkRef("appstore", str(data.get("data", {}).get("id", ""))[:32])
 
-    def find(
-        self, channel: str, alert_id: int, since: datetime, thread_ts: str | None = None
-    ) -> Sent | None:
+    def find(self, out: Outgoing) -> SinkRef | None:
         """The review's response if it changed since the reply was queued: this reply."""
-        collector = self._collector(channel)
-        _, review_id = _parts(channel)
+        collector = self._collector(out.channel)
+        _, review_id = _parts(out.channel)
+        since = out.created_at
         url = f"{collector.base_url}/v1/customerReviews/{review_id}/response"
         data = self._call(collector, "GET", url)
         item = data.get("data") if isinstance(data, dict) else None
@@ -128,16 +147,7 @@ class AppStoreReplySink:
             return None
         # Apple's dates are to the second; the reply was queued at `since`.
         fresh = changed >= since.replace(microsecond=0)
-        return Sent("appstore", str(item.get("id", ""))[:32]) if fresh else None
-
-    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
-        raise SinkError("review replies are never edited in place", definite=True, permanent=True)
-
-    def upload(self, channel: str, path: Path, comment: str, alert_id: int) -> Sent:
-        raise SinkError("review replies carry no files", definite=True, permanent=True)
-
-    def find_file(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
-        return None
+        return SinkRef("appstore", str(item.get("id", ""))[:32]) if fresh else None
 
 
 def _detail(response: Any) -> str:
@@ -150,28 +160,33 @@ def _detail(response: Any) -> str:
 
 
 class RoutingSink:
-    """Slack for messages; App Store Connect for rows whose channel names a review source."""
+    """Apple for rows whose channel names a review source; another sink for the rest.
+
+    Its capabilities are those of Slack and the console, the sinks it fronts; review
+    replies are plain posts either way.
+    """
+
+    kind: ClassVar[str] = "slack"
+    threads: ClassVar[bool] = True
+    edits: ClassVar[bool] = True
+    buttons: ClassVar[bool] = True
+    files: ClassVar[bool] = True
+    mentions: ClassVar[bool] = True
+    lookup: ClassVar[bool] = True
+    max_bytes: ClassVar[int] = 160_000
+    rate_per_minute: ClassVar[int] = 60
+    rate_source: ClassVar[str] = "https://api.slack.com/methods/chat.postMessage#rate_limiting"
 
     def __init__(self, default: Sink, replies: AppStoreReplySink) -> None:
         self.default = default
         self.replies = replies
+        self.name = default.name
 
     def _for(self, channel: str) -> Sink:
         return self.replies if channel.startswith(PREFIX) else self.default
 
-    def post(self, channel: str, message: dict[str, Any], alert_id: int) -> Sent:
-        return self._for(channel).post(channel, message, alert_id)
+    def send(self, out: Outgoing) -> SinkRef:
+        return self._for(out.channel).send(out)
 
-    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
-        self._for(channel_id).update(channel_id, ts, message)
-
-    def upload(self, channel: str, path: Path, comment: str, alert_id: int) -> Sent:
-        return self._for(channel).upload(channel, path, comment, alert_id)
-
-    def find(
-        self, channel: str, alert_id: int, since: datetime, thread_ts: str | None = None
-    ) -> Sent | None:
-        return self._for(channel).find(channel, alert_id, since, thread_ts)
-
-    def find_file(self, channel: str, alert_id: int, since: datetime) -> Sent | None:
-        return self._for(channel).find_file(channel, alert_id, since)
+    def find(self, out: Outgoing) -> SinkRef | None:
+        return self._for(out.channel).find(out)

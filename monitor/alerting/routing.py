@@ -1,23 +1,18 @@
-"""Who hears about what, and when: channels, mentions, on-call, quiet hours."""
+"""Who hears about what, and when: on-call, Slack mention text, quiet hours.
+
+The rules live at the work floor (`monitor.notices`), where notices are built; this
+module keeps the Slack-text helpers the Slack side still needs.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.config import Oncall, OncallPerson, Policy, QuietHours
-from monitor.domain import Severity
+from monitor.config import Policy
+from monitor.notices import oncall_at, quiet_until, role_name
 
-
-def oncall_at(oncall: Oncall, when: datetime, tz: ZoneInfo) -> OncallPerson:
-    """The person on call at `when`: an override if one covers it, else the rotation."""
-    for override in oncall.overrides:
-        if override.start <= when < override.end:
-            return override
-    local = when.astimezone(tz)
-    first = datetime.combine(oncall.first_shift, oncall.handover, tzinfo=tz)
-    shifts = int((local - first) // timedelta(days=oncall.period_days))
-    return oncall.rotation[shifts % len(oncall.rotation)]
+__all__ = ["mention", "oncall_at", "quiet_until", "role_name"]
 
 
 def mention(policy: Policy, role: str, when: datetime, tz: ZoneInfo) -> str:
@@ -27,28 +22,3 @@ def mention(policy: Policy, role: str, when: datetime, tz: ZoneInfo) -> str:
         return f"<@{person.slack}>"
     found = policy.roles.get(role)
     return found.slack if found else role
-
-
-def role_name(policy: Policy, role: str, when: datetime, tz: ZoneInfo) -> str:
-    if role == "oncall" and policy.oncall is not None:
-        return f"值班 {oncall_at(policy.oncall, when, tz).name}"
-    found = policy.roles.get(role)
-    return found.name if found else role
-
-
-def quiet_until(
-    quiet: QuietHours | None, severity: Severity, when: datetime, tz: ZoneInfo
-) -> datetime | None:
-    """End of the quiet hours `when` falls in, for grades that wait; None: send now."""
-    if quiet is None or severity.value not in quiet.grades:
-        return None
-    local = when.astimezone(tz)
-    t = local.timetz().replace(tzinfo=None)
-    overnight = quiet.start > quiet.end
-    inside = (t >= quiet.start or t < quiet.end) if overnight else (quiet.start <= t < quiet.end)
-    if not inside:
-        return None
-    end = datetime.combine(local.date(), quiet.end, tzinfo=tz)
-    if end <= local:
-        end += timedelta(days=1)
-    return end

@@ -14,14 +14,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import alert_exists
-from monitor.alerting.routing import mention, role_name
-from monitor.case_actions import ACTIVE, Actor, announce, case_channel_key
+from monitor.case_actions import ACTIVE, Actor, case_channel_key, escalate
 from monitor.cases import add_event, clock_start
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.domain import AlertKind, CaseState, Severity
+from monitor.notices import Said, event_notice, role_mention
+from monitor.store.notices import alert_exists, enqueue
 from monitor.store.tables import CaseRow
+
+__all__ = ["SweepReport", "escalate", "sweep", "sweep_case"]
 
 _DEADLINES = (
     ("ack", "ack_due", "acknowledged_at", "确认"),
@@ -37,40 +39,6 @@ class SweepReport:
     breaches: int = 0
 
 
-def escalate(
-    session: Session,
-    settings: Settings,
-    case: CaseRow,
-    level: int,
-    now: datetime,
-    actor: Actor | None = None,
-) -> None:
-    """Climb to `level` (1-based step of the grade's ladder) and notify its people."""
-    tz = ZoneInfo(settings.app.timezone)
-    steps = settings.policy.grade(Severity(case.severity)).escalation
-    step = steps[level - 1]
-    case.escalation_level = level
-    case.updated_at = now
-    who = " ".join(mention(settings.policy, r, now, tz) for r in step.notify)
-    names = "、".join(role_name(settings.policy, r, now, tz) for r in step.notify)
-    assert case.id is not None
-    event = add_event(
-        session,
-        case.id,
-        "escalated",
-        now,
-        actor=(actor.user_id if actor else "koubei"),
-        level=level,
-        notify=list(step.notify),
-    )
-    if actor is not None:
-        why = f"{actor.mention} 手动升级"
-    else:
-        why = f"开单 {step.after_minutes:g} 分钟仍未确认"
-    text = f"🚨 升级 L{level}：{why}，通知 {names} {who}"
-    announce(session, settings, case, event, text, now, broadcast=True, kind=AlertKind.ESCALATION)
-
-
 def _notice(
     session: Session,
     settings: Settings,
@@ -78,6 +46,7 @@ def _notice(
     key: str,
     kind: AlertKind,
     text: str,
+    said: Said,
     now: datetime,
 ) -> bool:
     """A reminder or breach line in the thread, once per case and deadline."""
@@ -88,21 +57,16 @@ def _notice(
     event = add_event(session, case.id, kind.value, now, deadline=key)
     session.flush()
     # The event's own dedup key would differ each sweep; pin it to the deadline.
-    from monitor.alerting.alerts import enqueue_alert
-    from monitor.alerting.blocks import thread_reply
-
-    enqueue_alert(
-        session,
+    notice = event_notice(
         settings,
+        case,
         kind=kind,
-        severity=Severity(case.severity),
         dedup_key=dedup,
-        case_id=case.id,
-        now=now,
-        channel_key=case_channel_key(settings, case),
-        method="reply",
-        build=lambda alert_id: thread_reply(alert_id, case, text),
+        route=case_channel_key(session, settings, case),
+        text=text,
+        said=said,
     )
+    enqueue(session, settings, notice, now, method="reply")
     assert event.id is not None
     return True
 
@@ -124,17 +88,24 @@ def sweep_case(session: Session, settings: Settings, case: CaseRow, now: datetim
             continue
         if key == "ack" and case.state == CaseState.ACKNOWLEDGED.value:
             continue
+        said = Said()
         owner = (
-            Actor(case.owner).mention if case.owner else mention(settings.policy, "oncall", now, tz)
+            Actor(case.owner).said(said)
+            if case.owner
+            else said.at(role_mention(settings.policy, "oncall", now, tz))
         )
         local_due = due.astimezone(tz).strftime("%H:%M")
         if now >= due:
             text = f"⛔ 已超过{label}时限（{local_due}）{owner}"
-            report.breaches += _notice(session, settings, case, key, AlertKind.BREACH, text, now)
+            report.breaches += _notice(
+                session, settings, case, key, AlertKind.BREACH, text, said, now
+            )
         elif now >= (start := clock_start(case, settings.policy)) + (due - start) * fraction:
             left = max(1, round((due - now).total_seconds() / 60))
             text = f"⏰ {label}时限 {local_due}，还剩 {left} 分钟 {owner}"
-            report.reminders += _notice(session, settings, case, key, AlertKind.REMINDER, text, now)
+            report.reminders += _notice(
+                session, settings, case, key, AlertKind.REMINDER, text, said, now
+            )
     return report
 
 

@@ -29,10 +29,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_notice
-from monitor.alerting.blocks import CATEGORY_LABELS
 from monitor.config import Settings, Surge
-from monitor.domain import AlertKind, Sentiment, Severity
+from monitor.domain import AlertKind, Sentiment, Severity, strong
+from monitor.notices import CATEGORY_LABELS, message_notice
+from monitor.store.notices import enqueue
 from monitor.store.tables import AlertRow, PostRow, VerdictRow
 
 GRID_PER_WINDOW = 4
@@ -142,21 +142,19 @@ def check_surge(engine: Engine, settings: Settings, now: datetime) -> list[str]:
                 continue  # the burst already alerted continues
             label = CATEGORY_LABELS.get(category, category)
             text = (
-                f"📈 *{label}* 类投诉激增：最近 {surge.window_hours:g} 小时"
+                f"📈 {strong(label)} 类投诉激增：最近 {surge.window_hours:g} 小时"
                 f"发布 {reading.count} 条，"
                 f"此前平均每 {surge.window_hours:g} 小时 {reading.baseline:.1f} 条"
             )
-            alert = enqueue_notice(
-                session,
-                settings,
+            notice = message_notice(
                 kind=AlertKind.SURGE,
-                severity=Severity.P2,
                 dedup_key=f"surge:{category}:{_datetime(start):%Y%m%dT%H%MZ}",
-                channel_key=surge.channel,
+                route=surge.channel,
                 text=text,
                 colour="#7B1FA2",
-                now=now,
+                grade=Severity.P2,
             )
+            alert = enqueue(session, settings, notice, now)
             if alert is not None:
                 surged.append(category)
     return surged

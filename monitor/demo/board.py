@@ -17,7 +17,8 @@ from monitor.clock import FakeClock
 from monitor.config import Settings
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services
-from monitor.store.tables import CaseRow
+from monitor.store.notices import case_message
+from monitor.store.tables import CaseRow, SinkMessageRow
 from monitor.store.users import add_user
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
@@ -50,7 +51,7 @@ def board_tour(
             s.execute(
                 select(CaseRow)
                 .where(col(CaseRow.state).in_(ACTIVE), col(CaseRow.first_response_at).is_(None))
-                .where(col(CaseRow.slack_ts).is_not(None))
+                .where(col(CaseRow.id).in_(select(col(SinkMessageRow.case_id))))
                 .order_by(col(CaseRow.severity), col(CaseRow.id))
             )
             .scalars()
@@ -80,7 +81,10 @@ def board_tour(
             f"countdowns, {board.count('is-overdue')} overdue"
         )
         if fresh is not None and fresh.id is not None:
-            root = next(m for m in slack.messages if m.ts == fresh.slack_ts)
+            with Session(svc.engine) as s:
+                posted = case_message(s, fresh.id)
+            assert posted is not None
+            root = next(m for m in slack.messages if m.ts == posted.ref)
             path = f"/cases/{fresh.id}"
             web.post(
                 f"{path}/first-response",

@@ -19,10 +19,10 @@ from sqlmodel import Session, col, select
 
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.review_replies import AppStoreReplySink, RoutingSink
-from monitor.alerting.sinks import Sink
 from monitor.case_actions import Actor
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig
+from monitor.domain import Sink
 from monitor.fakes.app_backend import FakeAppBackend
 from monitor.fakes.appstoreconnect import ConnectReview, FakeAppStoreConnect, ReviewResponse
 from monitor.followups import record_followup

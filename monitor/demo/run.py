@@ -26,8 +26,8 @@ from sqlmodel import Session, col
 from monitor import case_actions
 from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import drain_outbox, ops_target
-from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
+from monitor.alerting.slack.sink import SlackSink
 from monitor.app import build_services
 from monitor.case_actions import Actor
 from monitor.classify.pii import mask_pii
@@ -60,6 +60,7 @@ from monitor.fakes.yingyongbao import FakeYingyongbao
 from monitor.pipeline import RunResult, Services, run_source
 from monitor.reports.period import month
 from monitor.reports.run import make_report, queue_report_post
+from monitor.store.notices import case_message
 from monitor.store.tables import CaseRow, PostRow, VerdictRow
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
@@ -189,7 +190,7 @@ class Demo:
             )
             settings = demo_policy(settings)
             svc = build_services(settings, clock=self.clock)
-            sink = SlackSink.from_config(self.slack.token, settings.app.slack)
+            sink = SlackSink.from_config(self.slack.token, settings.app.slack, settings.policy)
             source = settings.app.sources[0]
             print(f"Fake App Store at {self.appstore.url}, fake Slack at {self.slack.url}")
             print(f"Demo clock starts {DEMO_START:%Y-%m-%d %H:%M} Asia/Shanghai\n")
@@ -255,8 +256,9 @@ class Demo:
                 .scalars()
                 .first()
             )
-        assert case is not None and case.id is not None and case.slack_ts is not None
-        root = next(m for m in self.slack.messages if m.ts == case.slack_ts)
+            posted = case_message(s, case.id) if case is not None and case.id else None
+        assert case is not None and case.id is not None and posted is not None
+        root = next(m for m in self.slack.messages if m.ts == posted.ref)
         print(f"\n== Response process on 工单 #{case.id} (P1) ==")
         seen = 0
         for minute in (12, 15):  # the 80% reminder, then the first escalation step

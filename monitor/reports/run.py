@@ -9,12 +9,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor.alerting.alerts import enqueue_alert
 from monitor.config import Settings
-from monitor.domain import AlertKind, Severity
+from monitor.domain import AlertKind, Notice, Severity
 from monitor.reports.figures import compute
 from monitor.reports.period import Period
 from monitor.reports.render import Written, slack_summary, write_report
+from monitor.store.notices import enqueue
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,13 @@ def queue_report_post(
     """Queue the summary with the PDF attached for the executives' channel (once per file)."""
     pdf = result.written.pdf
     with Session(engine) as session, session.begin():
-        alert = enqueue_alert(
-            session,
-            settings,
+        notice = Notice(
             kind=AlertKind.DIGEST,
-            severity=Severity.P4,
             dedup_key=f"report:{result.period.key}:{pdf.name}",
-            case_id=None,
-            now=now,
-            channel_key=settings.app.reports.channel,
-            method="file",
-            build=lambda _alert_id: {"text": result.summary, "file": str(pdf.resolve())},
+            route=settings.app.reports.channel,
+            headline=result.summary,
+            grade=Severity.P4,
+            file=str(pdf.resolve()),
         )
+        alert = enqueue(session, settings, notice, now, method="file")
     return alert is not None

@@ -88,11 +88,6 @@ class CaseRow(SQLModel, table=True):
     resolution_note: str | None = None
     public_reply_url: str | None = None
     satisfaction: int | None = None
-    # Where the case's Slack message lives: later events go into its thread and
-    # edits (chat.update) change it. `slack_channel_name` is the configured name.
-    slack_channel_name: str | None = Field(default=None, max_length=128)
-    slack_channel: str | None = Field(default=None, max_length=32)
-    slack_ts: str | None = Field(default=None, max_length=32)
 
 
 class CaseEventRow(SQLModel, table=True):
@@ -128,10 +123,16 @@ class DeliveryRow(SQLModel, table=True):
     """The outbox: written in the same transaction as its alert, drained by the outbox job."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # One delivery per alert and sink: a notice routed to two sinks has two.
+        UniqueConstraint("alert_id", "sink", name="uq_deliveries_alert_sink"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    alert_id: int = Field(foreign_key="alerts.id", unique=True)
+    alert_id: int = Field(foreign_key="alerts.id", index=True)
+    # The sink's name in the config's `sinks:` list ("slack" by default).
+    sink: str = Field(default="slack", max_length=64, sa_column_kwargs={"server_default": "slack"})
     channel: str = Field(max_length=128)
     # post: a new message; reply: into the case's thread; update: edit the case's message.
     method: str = Field(default="post", max_length=8, sa_column_kwargs={"server_default": "post"})
@@ -144,9 +145,26 @@ class DeliveryRow(SQLModel, table=True):
     next_attempt_at: datetime = _ts()
     claimed_until: datetime | None = _ts(nullable=True)
     last_error: str | None = None
-    slack_channel: str | None = Field(default=None, max_length=32)
-    slack_ts: str | None = Field(default=None, max_length=32)
+    # Where the sink put it: its channel (Slack's channel id) and its own message reference.
+    sent_channel: str | None = Field(default=None, max_length=128)
+    ref: str | None = Field(default=None, max_length=128)
     sent_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class SinkMessageRow(SQLModel, table=True):
+    """A case's message on one sink: later events go into its thread, edits change it."""
+
+    __tablename__ = "sink_messages"
+    __table_args__ = (UniqueConstraint("case_id", "sink", name="uq_sink_messages_case_sink"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    sink: str = Field(max_length=64)
+    channel: str = Field(max_length=128)  # the sink's channel (Slack's channel id)
+    channel_key: str = Field(default="", max_length=64)  # the config's route key
+    ref: str = Field(max_length=128)  # the sink's message reference (Slack's ts)
+    alert_id: int | None = Field(default=None, foreign_key="alerts.id")
     created_at: datetime = _ts()
 
 

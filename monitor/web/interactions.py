@@ -41,6 +41,13 @@ BUTTONS: dict[str, Action] = {
 }
 
 
+def slack_mention(user_id: str) -> str:
+    """An owner as Slack shows them: a mention, or a board account's name."""
+    if user_id.startswith("web:"):
+        return escape_mrkdwn(user_id[4:])
+    return "Koubei" if user_id == "koubei" else f"<@{user_id}>"
+
+
 def ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": text}
 
@@ -216,7 +223,7 @@ class Interactions:
             head += f"，显示前 {len(shown)} 个（按级别、开单时间排序）"
         lines = [head + "："]
         for case in shown:
-            owner = Actor(case.owner).mention if case.owner else "无人负责"
+            owner = slack_mention(case.owner) if case.owner else "无人负责"
             due = case.ack_due if case.state != "acknowledged" else case.resolve_due
             due_text = due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—"
             state = case_state_name(case.state)

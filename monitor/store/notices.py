@@ -1,0 +1,168 @@
+"""Queueing notices: the alert row and one outbox row per sink it goes to, in the
+caller's transaction.
+
+The work floor (pipeline, cases, SLA, health...) builds a channel-neutral `Notice` and
+calls `enqueue`; it never builds markup and never imports the outbox or a sink. Every
+notice has a dedup key (one per case and kind, per step, per digest...), so a job that
+runs twice, or two instances, never notify twice. Routing is the config's `sinks:` list:
+each sink takes the grades and kinds it lists, and maps the notice's route key to its
+own channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from monitor.config import Settings, SinkConfig
+from monitor.domain import AlertKind, DeliveryStatus, Notice, NoticeMethod, Severity
+from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
+
+
+def alert_exists(session: Session, dedup_key: str) -> bool:
+    found = session.execute(select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key))
+    return found.first() is not None
+
+
+def routes(settings: Settings, notice: Notice) -> list[tuple[SinkConfig, str]]:
+    """(sink, its channel) for each sink this notice goes to."""
+    out = []
+    for sink in settings.app.sink_configs():
+        if not sink.takes(notice.grade, notice.kind.value):
+            continue
+        channel = sink.channels.get(notice.route)
+        if channel is None:
+            if sink.kind == "slack":
+                continue  # this Slack workspace has no channel for the route
+            channel = sink.name  # a robot posts to its one group
+        out.append((sink, channel))
+    return out
+
+
+def enqueue(
+    session: Session,
+    settings: Settings,
+    notice: Notice,
+    now: datetime,
+    *,
+    method: NoticeMethod = "post",
+    not_before: datetime | None = None,
+    group_id: int | None = None,
+    severity: Severity | None = None,
+    to: tuple[str, str] | None = None,
+) -> AlertRow | None:
+    """Write the notice's alert and (unless it rides in a group) its outbox rows.
+
+    Returns None when a notice with this dedup key was queued already. `severity` is
+    the alert's grade when the notice has none (ops notices: P2 by default); `to` sends
+    it to one (sink, channel) outright instead of routing it (a review reply).
+    """
+    targets = [to] if to is not None else [(s.name, ch) for s, ch in routes(settings, notice)]
+    return enqueue_to(
+        session,
+        notice,
+        now,
+        targets,
+        method=method,
+        not_before=not_before,
+        group_id=group_id,
+        severity=severity,
+    )
+
+
+def enqueue_to(
+    session: Session,
+    notice: Notice,
+    now: datetime,
+    targets: Sequence[tuple[str, str]],
+    *,
+    method: NoticeMethod = "post",
+    not_before: datetime | None = None,
+    group_id: int | None = None,
+    severity: Severity | None = None,
+) -> AlertRow | None:
+    """`enqueue` to these (sink, channel) pairs, already routed."""
+    if alert_exists(session, notice.dedup_key):
+        return None
+    grade = notice.grade or severity or Severity.P2
+    alert = AlertRow(
+        dedup_key=notice.dedup_key,
+        kind=notice.kind.value,
+        case_id=notice.case_id,
+        severity=grade.value,
+        channel_key=notice.route,
+        created_at=now,
+        group_id=group_id,
+        payload=notice.to_json(),
+    )
+    session.add(alert)
+    session.flush()
+    assert alert.id is not None
+    if group_id is not None:
+        return alert
+    for sink, channel in targets:
+        session.add(
+            DeliveryRow(
+                alert_id=alert.id,
+                sink=sink,
+                channel=channel,
+                method=method,
+                case_id=notice.case_id,
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=max(now, not_before) if not_before else now,
+                created_at=now,
+            )
+        )
+    return alert
+
+
+def case_told(session: Session, case_id: int) -> bool:
+    """Whether the case was announced (its message is out or queued) on some sink."""
+    posted = session.execute(
+        select(col(SinkMessageRow.id)).where(col(SinkMessageRow.case_id) == case_id).limit(1)
+    ).first()
+    return posted is not None or alert_exists(session, f"case:{case_id}:new")
+
+
+def case_route(session: Session, case_id: int) -> str | None:
+    """The route key of the case's first message, where it was first announced."""
+    return session.execute(
+        select(col(AlertRow.channel_key))
+        .where(
+            col(AlertRow.case_id) == case_id,
+            col(AlertRow.kind).in_([AlertKind.NEW_CASE.value, AlertKind.REGRADED.value]),
+        )
+        .order_by(col(AlertRow.id))
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class OpsTarget:
+    """Where a delivery refused for good is told: the ops route on the sinks taking it."""
+
+    route: str
+    targets: tuple[tuple[str, str], ...]
+
+
+def ops_target(settings: Settings) -> OpsTarget:
+    key = settings.policy.watchdog.ops_channel
+    probe = Notice(kind=AlertKind.DELIVERY_FAILED, dedup_key="", route=key, headline="")
+    return OpsTarget(key, tuple((s.name, ch) for s, ch in routes(settings, probe)))
+
+
+def case_message(session: Session, case_id: int, sink: str = "slack") -> SinkMessageRow | None:
+    """The case's message on a sink (its thread, the message edits change), if posted."""
+    return (
+        session.execute(
+            select(SinkMessageRow).where(
+                col(SinkMessageRow.case_id) == case_id, col(SinkMessageRow.sink) == sink
+            )
+        )
+        .scalars()
+        .first()
+    )
