@@ -95,7 +95,7 @@ def feishu(clock: FakeClock) -> Iterator[FakeFeishu]:
 
 
 def wecom_sink(fake: FakeWeCom) -> WeComSink:
-    sink = WeComSink.from_config("pr-wecom", fake.webhook, ids=WECOM_IDS, names=NAMES, timeout=5)
+    sink = WeComSink.connect("pr-wecom", fake.webhook, ids=WECOM_IDS, names=NAMES, timeout=5)
     return opened(sink)
 
 
@@ -103,7 +103,7 @@ def dingtalk_sink(
     fake: FakeDingTalk, clock: FakeClock, secret: str | None = None, keyword: str | None = None
 ) -> DingTalkSink:
     return opened(
-        DingTalkSink.from_config(
+        DingTalkSink.connect(
             "pr-dingtalk",
             fake.webhook,
             fake.secret if secret is None else secret,
@@ -119,7 +119,7 @@ def feishu_sink(
     fake: FakeFeishu, clock: FakeClock, secret: str | None = None, keyword: str | None = None
 ) -> FeishuSink:
     return opened(
-        FeishuSink.from_config(
+        FeishuSink.connect(
             "pr-feishu",
             fake.webhook,
             fake.secret if secret is None else secret,
@@ -221,7 +221,7 @@ def test_a_dingtalk_timestamp_over_an_hour_old_is_refused(
 ) -> None:
     behind = FakeClock(START - timedelta(hours=1, minutes=1))  # this machine's clock is off
     sink = opened(
-        DingTalkSink.from_config("pr-dingtalk", dingtalk.webhook, dingtalk.secret, clock=behind)
+        DingTalkSink.connect("pr-dingtalk", dingtalk.webhook, dingtalk.secret, clock=behind)
     )
     with pytest.raises(SinkError) as err:
         sink.send(outgoing(p1()))
@@ -252,7 +252,7 @@ def test_a_wrong_feishu_secret_or_stale_timestamp_is_refused_for_good(
     assert (err.value.definite, err.value.permanent) == (True, True)
     assert "19021" in str(err.value) and feishu.received == []
     stale = FakeClock(START + timedelta(hours=2))
-    sink = opened(FeishuSink.from_config("pr-feishu", feishu.webhook, feishu.secret, clock=stale))
+    sink = opened(FeishuSink.connect("pr-feishu", feishu.webhook, feishu.secret, clock=stale))
     with pytest.raises(SinkError) as err:
         sink.send(outgoing(p1()))
     assert err.value.permanent and feishu.refused[-1][0] == 19021
@@ -358,7 +358,7 @@ def test_an_unanswered_post_is_indefinite(
 
 def test_an_answer_past_the_timeout_is_indefinite(dingtalk: FakeDingTalk, clock: FakeClock) -> None:
     sink = opened(
-        DingTalkSink.from_config(
+        DingTalkSink.connect(
             "pr-dingtalk", dingtalk.webhook, dingtalk.secret, timeout=0.3, clock=clock
         )
     )
@@ -374,7 +374,7 @@ def test_no_connection_is_definite(clock: FakeClock) -> None:
         url = fake.webhook
     # nothing listens on the port any more
     with pytest.raises(SinkError) as err:
-        opened(WeComSink.from_config("pr-wecom", url, timeout=2)).send(outgoing(p1()))
+        opened(WeComSink.connect("pr-wecom", url, timeout=2)).send(outgoing(p1()))
     assert (err.value.definite, err.value.permanent) == (True, False)
     assert "fake-wecom-key" not in str(err.value)
 
@@ -382,7 +382,7 @@ def test_no_connection_is_definite(clock: FakeClock) -> None:
 def test_refusals_a_retry_cannot_change_are_permanent(
     wecom: FakeWeCom, feishu: FakeFeishu, clock: FakeClock
 ) -> None:
-    wrong = opened(WeComSink.from_config("pr-wecom", wecom.webhook.replace("fake-wecom", "other")))
+    wrong = opened(WeComSink.connect("pr-wecom", wecom.webhook.replace("fake-wecom", "other")))
     with pytest.raises(SinkError) as err:
         wrong.send(outgoing(p1()))
     assert err.value.permanent and "93000" in str(err.value)
@@ -537,15 +537,15 @@ def test_a_report_names_its_file_and_links_to_it(wecom: FakeWeCom) -> None:
 
 def test_from_config_refuses_unusable_settings_clearly() -> None:
     with pytest.raises(ConfigError, match="no key="):
-        WeComSink.from_config("pr-wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send")
+        WeComSink.connect("pr-wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send")
     with pytest.raises(ConfigError, match="not signed"):
-        WeComSink.from_config("pr-wecom", "https://qyapi.example/send?key=k", "a-secret")
+        WeComSink.connect("pr-wecom", "https://qyapi.example/send?key=k", "a-secret")
     with pytest.raises(ConfigError, match="access_token="):
-        DingTalkSink.from_config("pr-dingtalk", "https://oapi.dingtalk.com/robot/send")
+        DingTalkSink.connect("pr-dingtalk", "https://oapi.dingtalk.com/robot/send")
     with pytest.raises(ConfigError, match="bot/v2/hook"):
-        FeishuSink.from_config("pr-feishu", "https://open.feishu.cn/hook/x")
+        FeishuSink.connect("pr-feishu", "https://open.feishu.cn/hook/x")
     with pytest.raises(ConfigError, match="plain text"):
-        FeishuSink.from_config(
+        FeishuSink.connect(
             "pr-feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/x", keyword="<at id=all>"
         )
 

@@ -21,12 +21,14 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import httpx
 
 from monitor.alerting import robot_http
+from monitor.alerting.robot_config import robot_args
 from monitor.alerting.robot_markdown import (
     Ids,
     clip_bytes,
@@ -37,6 +39,7 @@ from monitor.alerting.robot_markdown import (
     resolve,
 )
 from monitor.clock import Clock, SystemClock
+from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, SinkRef
 from monitor.errors import ConfigError, SinkError
 
@@ -119,6 +122,22 @@ class DingTalkSink:
 
     @classmethod
     def from_config(
+        cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]
+    ) -> DingTalkSink:
+        """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
+        a = robot_args(cfg, settings, env, "dingtalk")
+        return cls.connect(
+            cfg.name,
+            a.url,
+            a.secret,
+            ids=a.ids,
+            names=a.names,
+            timeout=a.timeout,
+            keyword=a.keyword,
+        )
+
+    @classmethod
+    def connect(
         cls,
         name: str,
         url: str,
@@ -151,7 +170,7 @@ class DingTalkSink:
         )
 
     def render(self, out: Outgoing) -> dict[str, object]:
-        p = parts(out, f"{FOOTER} · {self.keyword}" if self.keyword else FOOTER)
+        p = parts(out, self.names, f"{FOOTER} · {self.keyword}" if self.keyword else FOOTER)
         mobiles: list[str] = []
         user_ids: list[str] = []
         everyone = False

@@ -23,12 +23,14 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from monitor.alerting import robot_http
+from monitor.alerting.robot_config import robot_args
 from monitor.alerting.robot_markdown import (
     Ids,
     clip_bytes,
@@ -39,6 +41,7 @@ from monitor.alerting.robot_markdown import (
     resolve,
 )
 from monitor.clock import Clock, SystemClock
+from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, Severity, SinkRef
 from monitor.errors import ConfigError, SinkError
 
@@ -99,7 +102,21 @@ class FeishuSink:
         self.clock = clock or SystemClock()
 
     @classmethod
-    def from_config(
+    def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> FeishuSink:
+        """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
+        a = robot_args(cfg, settings, env, "feishu")
+        return cls.connect(
+            cfg.name,
+            a.url,
+            a.secret,
+            ids=a.ids,
+            names=a.names,
+            timeout=a.timeout,
+            keyword=a.keyword,
+        )
+
+    @classmethod
+    def connect(
         cls,
         name: str,
         url: str,
@@ -146,7 +163,7 @@ class FeishuSink:
 
     def render(self, out: Outgoing) -> dict[str, Any]:
         """The request body (signature aside): the card, cut so the body stays within 20 KB."""
-        p = parts(out, f"{FOOTER} · {self.keyword}" if self.keyword else FOOTER)
+        p = parts(out, self.names, f"{FOOTER} · {self.keyword}" if self.keyword else FOOTER)
         mentions = self._mentions(out)
         top = "\n".join([*p.head, mentions] if mentions else p.head)
         template = _TEMPLATES.get(out.notice.grade, "grey") if out.notice.grade else "blue"

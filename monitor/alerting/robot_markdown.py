@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from urllib.parse import quote
 
-from monitor.domain import AlertKind, Mention, Notice, NoticeLink, Outgoing, Severity
+from monitor.domain import (
+    AlertKind,
+    InlineStyle,
+    Mention,
+    Notice,
+    NoticeLink,
+    Outgoing,
+    Severity,
+    render_inline,
+)
 
 TRUNCATED = "…（已截断，详见工单页）"
 # A headline is one line; a post title longer than this is cut so the links stay in view.
@@ -86,7 +95,7 @@ KIND_NAMES = {
     AlertKind.REVIEW_REPLY: "评论回复",
 }
 # Which link is "the case page": the label the work floor gives it, else the first link.
-CASE_LINK_LABELS = ("工单", "工单页", "case", "打开工单", "查看工单")
+CASE_LINK_LABELS = ("工单", "工单页", "工单页面", "case", "打开工单", "查看工单")
 
 Ids = Callable[[Mention], str | None] | Mapping[str, str] | None
 
@@ -96,6 +105,32 @@ def neutral(text: str) -> str:
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = text.translate(_NEUTRAL)
     return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+
+
+def _inert(text: str) -> str:
+    """Like `neutral` for a piece of a marked text: its outer spaces are kept."""
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return _SPACES.sub(" ", text.translate(_NEUTRAL).replace("\n", " "))
+
+
+def inline(text: str, notice: Notice, names: Ids = None) -> str:
+    """A notice's text with its marks (monitor.domain.mention_mark and friends) in robot
+    markdown: mentions as names (the robot's own @ list notifies), links as links, bold."""
+    style = InlineStyle(
+        escape=_inert,
+        mention=lambda m: "＠" + mention_name(m, names),
+        link=lambda x: md_link(x.label, x.url),
+        bold=("**", "**"),
+    )
+    return _SPACES.sub(" ", render_inline(text, notice, style)).strip()
+
+
+def plain(text: str, notice: Notice, names: Ids = None) -> str:
+    """A notice's marked text as words, for a title or a list line (neutralised later)."""
+    style = InlineStyle(
+        escape=lambda t: t, mention=lambda m: "@" + mention_name(m, names), link=lambda x: x.label
+    )
+    return render_inline(text, notice, style)
 
 
 def neutral_lines(text: str) -> list[str]:
@@ -177,9 +212,11 @@ def _grade(grade: Severity | None) -> str:
     return f"【{grade.value}】" if grade and grade is not Severity.NONE else ""
 
 
-def title_of(out: Outgoing) -> str:
+def title_of(out: Outgoing, names: Ids = None) -> str:
     notice = out.notice
-    headline = neutral(notice.headline)[:HEADLINE_CHARS] or KIND_NAMES.get(notice.kind, "通知")
+    headline = neutral(plain(notice.headline, notice, names))[:HEADLINE_CHARS] or KIND_NAMES.get(
+        notice.kind, "通知"
+    )
     grade = _grade(notice.grade)
     if notice.case_id is not None and (
         out.method in ("reply", "update") or notice.kind in (AlertKind.EVENT, AlertKind.UPDATE)
@@ -191,42 +228,41 @@ def title_of(out: Outgoing) -> str:
     return f"{grade}{headline}"
 
 
-def parts(out: Outgoing, footer: str) -> Parts:
+def parts(out: Outgoing, names: Ids, footer: str) -> Parts:
     notice = out.notice
     head: list[str] = []
     if notice.kind is AlertKind.UPDATE and notice.status:
-        head.append(f"状态：{neutral(notice.status)}")
+        head.append(f"状态：{inline(notice.status, notice, names)}")
     body: list[str] = []
     quote_lines = neutral_lines(notice.quote)
     if quote_lines:
         body.extend(f"> {line}" for line in quote_lines)
         body.append("")
     for key, value in notice.fields:
-        body.append(f"**{neutral(key)}**：{neutral(value)}")
+        body.append(f"**{neutral(key)}**：{inline(value, notice, names)}")
     if notice.reasons:
-        body.append("**原因**：" + "；".join(neutral(r) for r in notice.reasons))
+        body.append("**原因**：" + "；".join(inline(r, notice, names) for r in notice.reasons))
     for item in notice.items:
-        body.append(_item_line(item.text, item.url, item.grade, item.case_id))
+        body.append(_item_line(plain(item.text, notice, names), item.url, item.grade, item.case_id))
     for member in out.group:
         link = case_link(member)
-        body.append(
-            _item_line(member.headline, link.url if link else None, member.grade, member.case_id)
-        )
+        headline = plain(member.headline, member, names)
+        body.append(_item_line(headline, link.url if link else None, member.grade, member.case_id))
     if notice.status and notice.kind is not AlertKind.UPDATE:
-        body.append(f"状态：{neutral(notice.status)}")
+        body.append(f"状态：{inline(notice.status, notice, names)}")
     tail: list[str] = []
     if notice.links:
         tail.append(" · ".join(md_link(x.label, x.url) for x in notice.links))
     if notice.actions:
-        names = "、".join(ACTION_NAMES.get(a, neutral(a)) for a in notice.actions)
+        allowed = "、".join(ACTION_NAMES.get(a, neutral(a)) for a in notice.actions)
         link = case_link(notice)
         where = md_link("在工单页操作", link.url) if link else "在工单页操作"
-        tail.append(f"可执行：{names}（{where}）")
+        tail.append(f"可执行：{allowed}（{where}）")
     if notice.file:
         # No file uploads: name the report (never the server's path); the links lead to it.
         tail.append(f"报告文件：{neutral(PurePath(notice.file).name)}")
     tail.append(footer)
-    return Parts(title_of(out), head, "\n".join(body).strip("\n"), tail)
+    return Parts(title_of(out, names), head, "\n".join(body).strip("\n"), tail)
 
 
 def _item_line(text: str, url: str | None, grade: Severity | None, case_id: int | None) -> str:

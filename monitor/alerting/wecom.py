@@ -15,13 +15,16 @@ How a robot's attempt is classified: `robot_http`; the rendering: `robot_markdow
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from monitor.alerting import robot_http
+from monitor.alerting.robot_config import robot_args
 from monitor.alerting.robot_markdown import Ids, clip_bytes, fit, mention_name, parts, resolve
+from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, Severity, SinkRef
 from monitor.errors import ConfigError, SinkError
 
@@ -62,7 +65,13 @@ class WeComSink:
         self.names = names
 
     @classmethod
-    def from_config(
+    def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> WeComSink:
+        """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
+        a = robot_args(cfg, settings, env, "wecom")
+        return cls.connect(cfg.name, a.url, a.secret, ids=a.ids, names=a.names, timeout=a.timeout)
+
+    @classmethod
+    def connect(
         cls,
         name: str,
         url: str,
@@ -93,7 +102,7 @@ class WeComSink:
         return cls(name, url, client, ids=ids, names=names)
 
     def render(self, out: Outgoing) -> dict[str, object]:
-        p = parts(out, FOOTER)
+        p = parts(out, self.names, FOOTER)
         colour = _COLOURS.get(out.notice.grade) if out.notice.grade else None
         title = f'<font color="{colour}">{p.title}</font>' if colour else p.title
         tagged, plain = [], []
