@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -520,6 +521,81 @@ def test_trends_show_the_reports_figures_by_month_with_changes_and_surges(
     assert data["daily"]["anomalies"] == [{"day": "2026-12-03", "categories": ["app"]}]
     assert 'data-period="2026-11"' in page and "/static/echarts/echarts.min.js" in page
     assert client.get("/static/echarts/echarts.min.js").status_code == 200
+
+
+def trend_data(client: httpx.Client) -> dict[str, Any]:
+    embedded = re.search(r'id="trend-data">(.*?)</script>', client.get("/trends").text, re.S)
+    assert embedded is not None
+    data: dict[str, Any] = json.loads(embedded.group(1))
+    return data
+
+
+def test_trends_compare_a_week_with_the_same_week_a_year_before(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, clock: FakeClock
+) -> None:
+    now = clock.now()
+    clock.advance(timedelta(days=-366))  # Thursday 2025-11-27: monitoring begins
+    last_year = [
+        dated(1, "2025-11-25T09:00:00+08:00", "催收威胁要上门，还打给我同事"),
+        dated(2, "2025-11-26T10:00:00+08:00", "未经同意扣款，乱收服务费，砍头息"),
+    ]
+    appstore.reviews = list(last_year)
+    run_source(svc, svc.settings.app.sources[0])
+    clock.advance(now - clock.now())  # back to Saturday 2026-11-28, in week 48
+    this_year = [
+        dated(3, "2026-11-24T09:00:00+08:00", "暴力催收，每天几十个电话骚扰我父母"),
+        dated(4, "2026-11-25T10:00:00+08:00", "未经同意扣款，乱收会员费"),
+        dated(5, "2026-11-26T11:00:00+08:00", "一直闪退，登录不了，也没人管"),
+    ]
+    appstore.reviews = [*this_year, *last_year]
+    run_source(svc, svc.settings.app.sources[0])
+    data = trend_data(login("viewer1"))
+    weeks = {w["key"]: w for w in data["weeks"]}
+    w48 = weeks["2026-W48"]
+    assert w48["cases"] == 3 and w48["partial"]
+    assert w48["cases_yoy"] == 0.5  # 3 against 2025-W48's 2
+    # 2025-W47 ended before monitoring began: no 同比 against it, and none before data.
+    assert weeks["2026-W47"]["cases_yoy"] is None and weeks["2026-W47"]["cases"] == 0
+    assert weeks["2026-W47"]["cases_mom"] is None  # 2026-W46 had no cases: nothing to divide
+    assert data["months"][-1]["key"] == "2026-11" and data["months"][-1]["cases_yoy"] == 0.5
+    assert data["months"][-2]["cases_yoy"] is None  # October 2025 was not monitored
+
+
+def test_a_second_view_of_trends_computes_only_the_running_periods(
+    login: Callable[[str], httpx.Client],
+    svc: Services,
+    appstore: FakeAppStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.reports import figures
+    from monitor.web import trends
+
+    computed: list[str] = []
+
+    def counting(*args: Any) -> dict[str, Any]:
+        computed.append(args[2].key)
+        return figures.compute(*args)
+
+    monkeypatch.setattr(trends, "compute", counting)
+    appstore.reviews = [dated(1, "2026-11-20T09:00:00+08:00", "催收威胁要上门，还打给我同事")]
+    run_source(svc, svc.settings.app.sources[0])
+    viewer = login("viewer1")
+    first = trend_data(viewer)
+    # 12 months and their year-ago months, 12 weeks, the week before and the year-ago weeks.
+    assert len(computed) == 24 + 25
+    computed.clear()
+    assert trend_data(viewer) == first
+    assert sorted(computed) == ["2026-11", "2026-W48"]  # only the running month and week
+    # A late find in a closed week changes that week: the next view computes again.
+    computed.clear()
+    appstore.reviews = [
+        dated(2, "2026-11-18T09:00:00+08:00", "未经同意扣款，乱收服务费，砍头息"),
+        *appstore.reviews,
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    after = {w["key"]: w["cases"] for w in trend_data(viewer)["weeks"]}
+    assert len(computed) == 24 + 25
+    assert after["2026-W47"] == 2
 
 
 def test_slack_records_a_first_response_through_the_same_action(
