@@ -26,7 +26,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from monitor.alerting.alerts import enqueue_notice
 from monitor.alerting.digest import enqueue_digest
+from monitor.alerting.mrkdwn import clip, escape_mrkdwn, link
 from monitor.alerting.outbox import drain_outbox, ops_target
 from monitor.alerting.sinks import Sink
 from monitor.alerting.sla import sweep
@@ -39,13 +41,14 @@ from monitor.counters import (
     LEASE_TAKEOVERS,
     SCHEDULER_BEAT,
 )
-from monitor.domain import DeliveryStatus
+from monitor.domain import AlertKind, DeliveryStatus, Severity
 from monitor.errors import describe
 from monitor.pipeline import Services, run_source
 from monitor.reports.period import last_complete
 from monitor.reports.run import make_report, queue_report_post
 from monitor.store.leases import Lease, Leases
 from monitor.store.tables import DeliveryRow
+from monitor.stories_digest import WeeklyStory, weekly_stories
 from monitor.watchdog import beat, check_deadman, ping_external
 
 log = logging.getLogger(__name__)
@@ -239,6 +242,41 @@ def _report_job(svc: Services, kind: str) -> None:
     )
 
 
+STORY_COLOUR = "#2e7d32"
+
+
+def _stories_job(svc: Services) -> None:
+    """Last week's shortlisted stories to the PR team, once per ISO week; nothing published."""
+    week = last_complete("week", svc.clock.now())
+    with Session(svc.engine) as session, session.begin():
+        stories = weekly_stories(session, week.start, week.end)
+        queued = stories and enqueue_notice(
+            session,
+            svc.settings,
+            kind=AlertKind.DIGEST,
+            severity=Severity.P4,
+            dedup_key=f"stories:{week.key}",
+            channel_key=svc.settings.app.reports.stories_channel,
+            text=_stories_text(week.label, stories),
+            colour=STORY_COLOUR,
+            now=svc.clock.now(),
+        )
+    log.info("stories %s: %d shortlisted%s", week.key, len(stories), ", queued" if queued else "")
+
+
+def _stories_text(week: str, stories: list[WeeklyStory]) -> str:
+    lines = [f"*好故事候选 · {escape_mrkdwn(week)}*（{len(stories)} 条，仅供公关跟进，未对外发布）"]
+    for s in stories:
+        stars = f" · {s.rating} 星" if s.rating else ""
+        label = s.title or s.excerpt[:30] or f"帖子 #{s.post_id}"
+        lines.append(
+            f"• {link(s.url, label)}（{escape_mrkdwn(s.source)}{stars}）\n"
+            f"    {escape_mrkdwn(s.excerpt)}\n"
+            f"    备注：{escape_mrkdwn(s.note) or '—'}（{escape_mrkdwn(s.picked_by)}）"
+        )
+    return clip("\n".join(lines), 2900)  # one section holds at most 3,000 characters
+
+
 def _digest_job(svc: Services) -> None:
     count = enqueue_digest(svc)
     log.info("digest: %d P4 posts queued", count)
@@ -287,6 +325,10 @@ def jobs(svc: Services, sink: Sink, instance: str) -> list[Job]:
                 grace=timedelta(hours=6),
             )
         )
+    monday = CronTrigger(day_of_week="mon", hour=hour, timezone=tz)
+    out.append(
+        Job("stories:week", lambda: _stories_job(svc), cron=monday, grace=timedelta(hours=6))
+    )
     return out
 
 

@@ -20,12 +20,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from monitor.alerting.sinks import ConsoleSink
 from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
 from monitor.clock import FakeClock
 from monitor.fakes.appstore import FakeAppStore, Review
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
+from monitor.scheduler import jobs
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 from monitor.store.users import add_user, all_users, check_password
@@ -470,6 +472,42 @@ def test_stories_rank_detailed_praise_and_keep_a_shortlist(
     assert "已联系客户，同意讲述" in page and "agent1" in page
     form(agent, f"/stories/{short}/remove", "/stories")
     assert re.findall(r'data-story="(\d+)"', viewer.get("/stories").text) == [str(good), str(short)]
+
+
+def test_the_weekly_pr_digest_carries_the_weeks_shortlist_once(
+    login: Callable[[str], httpx.Client],
+    svc: Services,
+    appstore: FakeAppStore,
+    slack: FakeSlack,
+    clock: FakeClock,
+) -> None:
+    appstore.reviews = [
+        review(5, rating=4, content="还不错，好用，有问题打13812345678", title="好用"),
+        review(6, rating=5, content="帮我申请了延期还款，<!channel> 非常感谢", title="帮了大忙"),
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        posts = {p.title: p for p in s.execute(select(PostRow)).scalars()}
+    by_title = {title: p.id for title, p in posts.items()}
+    agent = login("agent1")
+    clock.advance(timedelta(days=-7))  # the week before: not this digest's
+    form(agent, f"/stories/{by_title['好用']}/shortlist", "/stories", note="上周的")
+    clock.advance(timedelta(days=7))  # Saturday of 2026-W48
+    form(agent, f"/stories/{by_title['帮了大忙']}/shortlist", "/stories", note="客户同意讲述")
+    clock.advance(timedelta(days=2, hours=-1))  # Monday 2026-11-30, 09:00 in Shanghai
+    every = jobs(svc, ConsoleSink(Path(os.devnull)), "me")
+    job = next(j for j in every if j.name == "stories:week")
+    job.run()
+    job.run()  # a second run, or a second instance, sends nothing more
+    drain(svc)
+    digests = [m for m in slack.messages if "好故事候选" in m.text]
+    assert len(digests) == 1 and digests[0].channel == slack.channel_id("pr-crisis")
+    text = digests[0].text
+    assert "2026-W48" in text and "客户同意讲述" in text and "agent1" in text
+    assert "上周的" not in text and "好用" not in text
+    assert f"<{posts['帮了大忙'].url.replace('&', '&amp;')}|帮了大忙>" in text  # the post's link
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "未对外发布" in text
 
 
 def dated(n: int, when: str, content: str) -> Review:
