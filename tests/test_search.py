@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, delete, text
+from sqlalchemy import Engine, create_engine, delete, make_url, text
 from sqlmodel import Session
 
 from monitor.domain import Post
-from monitor.store.engine import alembic_config, make_engine
+from monitor.errors import StoreError
+from monitor.store.engine import alembic_config, make_engine, migrate
 from monitor.store.posts import upsert_post
 from monitor.store.search import PG_INDEX, fts_query, split_terms
 from monitor.store.tables import PostRow
 from monitor.web.search import PostFilters, search_posts
+from tests.conftest import PG_URL
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -154,3 +157,48 @@ def test_migrating_indexes_the_posts_stored_before(db_url: str) -> None:
         assert found(eng, "暴力催收") == [old]
     finally:
         eng.dispose()
+
+
+@pytest.mark.postgres
+def test_without_pg_trgm_the_migration_stops_and_says_what_to_do() -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests skipped: set KOUBEI_TEST_PG_URL (see README, Testing)")
+    # A fresh database without pg_trgm, and an account that may not create extensions in it.
+    name = f"koubei_noext_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    url = make_url(PG_URL)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC'))
+    owner = create_engine(
+        url.set(drivername="postgresql+psycopg", database=name), isolation_level="AUTOCOMMIT"
+    )
+    with owner.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA app AUTHORIZATION "{name}"'))
+    owner.dispose()
+    limited = make_engine(
+        url.set(
+            username=name, database=name, query={"options": "-csearch_path=app"}
+        ).render_as_string(hide_password=False)
+    )
+    try:
+        with pytest.raises(StoreError) as refused:
+            migrate(limited)
+        message = str(refused.value)
+        assert "pg_trgm" in message and "CREATE EXTENSION pg_trgm" in message
+        assert "permission denied" in message
+        with limited.connect() as conn:  # one transaction: nothing is left half-made
+            tables = conn.execute(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'app'")
+            )
+            assert tables.scalar_one() == 0
+    finally:
+        limited.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE "{name}"'))
+        admin.dispose()
