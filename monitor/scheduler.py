@@ -250,18 +250,21 @@ def _stories_job(svc: Services) -> None:
     week = last_complete("week", svc.clock.now())
     with Session(svc.engine) as session, session.begin():
         stories = weekly_stories(session, week.start, week.end)
-        queued = stories and enqueue_notice(
-            session,
-            svc.settings,
-            kind=AlertKind.DIGEST,
-            severity=Severity.P4,
-            dedup_key=f"stories:{week.key}",
-            channel_key=svc.settings.app.reports.stories_channel,
-            text=_stories_text(week.label, stories),
-            colour=STORY_COLOUR,
-            now=svc.clock.now(),
-        )
-    log.info("stories %s: %d shortlisted%s", week.key, len(stories), ", queued" if queued else "")
+        queued = None
+        if stories:  # a week without a shortlist sends nothing
+            queued = enqueue_notice(
+                session,
+                svc.settings,
+                kind=AlertKind.DIGEST,
+                severity=Severity.P4,
+                dedup_key=f"stories:{week.key}",
+                channel_key=svc.settings.app.reports.stories_channel,
+                text=_stories_text(week.label, stories),
+                colour=STORY_COLOUR,
+                now=svc.clock.now(),
+            )
+    sent = ", queued" if queued is not None else ""
+    log.info("stories %s: %d shortlisted%s", week.key, len(stories), sent)
 
 
 def _stories_text(week: str, stories: list[WeeklyStory]) -> str:
