@@ -599,6 +599,16 @@ def test_trends_compare_a_week_with_the_same_week_a_year_before(
     assert data["months"][-2]["cases_yoy"] is None  # October 2025 was not monitored
 
 
+def test_the_same_period_a_year_before() -> None:
+    from monitor.reports.period import iso_week, month
+    from monitor.web.trends import year_before
+
+    assert year_before(iso_week("2026-W48")) == iso_week("2025-W48")
+    assert year_before(iso_week("2026-W53")) is None  # 2025 has 52 ISO weeks: 同比 is —
+    assert year_before(iso_week("2027-W01")) == iso_week("2026-W01")
+    assert year_before(month("2026-01")) == month("2025-01")
+
+
 def test_a_second_view_of_trends_computes_only_the_running_periods(
     login: Callable[[str], httpx.Client],
     svc: Services,
