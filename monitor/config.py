@@ -131,6 +131,8 @@ class DigestConfig(Strict):
 class ReportsConfig(Strict):
     out_dir: str = "out/reports"
     channel: str = "executives"  # a key of slack.channels
+    # The weekly PR digest of shortlisted good stories (Monday, at `hour`): the PR team's channel.
+    stories_channel: str = "crisis"
     hour: int = Field(default=9, ge=0, le=23)  # monthly on the 1st, weekly on Monday
 
 
@@ -673,6 +675,11 @@ def _check_cross_references(
         problems += [f"sources[{i}]{p}" for p in validate_source_options(src)]
     if app.reports.channel not in app.slack.channels:
         problems.append(f"reports.channel: {app.reports.channel!r} is not a key of slack.channels")
+    if app.reports.stories_channel not in app.slack.channels:
+        problems.append(
+            f"reports.stories_channel: {app.reports.stories_channel!r} is not a key of "
+            "slack.channels"
+        )
     if problems:
         raise ConfigError(str(cfg_path), problems)
     for grade, gp in policy.grades.items():

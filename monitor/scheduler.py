@@ -39,13 +39,15 @@ from monitor.counters import (
     LEASE_TAKEOVERS,
     SCHEDULER_BEAT,
 )
-from monitor.domain import DeliveryStatus
+from monitor.domain import DeliveryStatus, Severity
 from monitor.errors import describe
 from monitor.pipeline import Services, run_source
 from monitor.reports.period import last_complete
 from monitor.reports.run import make_report, queue_report_post
 from monitor.store.leases import Lease, Leases
+from monitor.store.notices import enqueue
 from monitor.store.tables import DeliveryRow
+from monitor.stories_digest import stories_notice, weekly_stories
 from monitor.watchdog import beat, check_deadman, ping_external
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,20 @@ def _report_job(svc: Services, kind: str) -> None:
     )
 
 
+def _stories_job(svc: Services) -> None:
+    """Last week's shortlisted stories to the PR team, once per ISO week; nothing published."""
+    week = last_complete("week", svc.clock.now())
+    with Session(svc.engine) as session, session.begin():
+        stories = weekly_stories(session, week.start, week.end)
+        queued = None
+        if stories:  # a week without a shortlist sends nothing
+            route = svc.settings.app.reports.stories_channel
+            notice = stories_notice(week.key, week.label, stories, route)
+            queued = enqueue(session, svc.settings, notice, svc.clock.now(), severity=Severity.P4)
+    sent = ", queued" if queued is not None else ""
+    log.info("stories %s: %d shortlisted%s", week.key, len(stories), sent)
+
+
 def _digest_job(svc: Services) -> None:
     count = enqueue_digest(svc)
     log.info("digest: %d P4 posts queued", count)
@@ -287,6 +303,10 @@ def jobs(svc: Services, sink: Sink, instance: str) -> list[Job]:
                 grace=timedelta(hours=6),
             )
         )
+    monday = CronTrigger(day_of_week="mon", hour=hour, timezone=tz)
+    out.append(
+        Job("stories:week", lambda: _stories_job(svc), cron=monday, grace=timedelta(hours=6))
+    )
     return out
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from monitor.classify.rules import RulesGrader
 from monitor.clock import FakeClock
@@ -113,6 +114,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip("PostgreSQL tests skipped: set KOUBEI_TEST_PG_URL (see README, Testing)")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    _shared_trgm(admin)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
@@ -120,6 +122,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+def _shared_trgm(admin: Engine) -> None:
+    """pg_trgm once in `public`: created by a test's migration it would live in that test's
+    schema, and dropping the schema would drop it under every other test."""
+    try:
+        with admin.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+    except DBAPIError:  # another worker created it at the same moment
+        with admin.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
+            assert found.first() is not None, "pg_trgm could not be created for the tests"
 
 
 @pytest.fixture

@@ -13,18 +13,21 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from monitor.alerting.sinks import ConsoleSink
 from monitor.alerting.sla import sweep
 from monitor.alerting.surge import check_surge
 from monitor.clock import FakeClock
 from monitor.fakes.appstore import FakeAppStore, Review
 from monitor.fakes.slack import FakeSlack
 from monitor.pipeline import Services, run_source
+from monitor.scheduler import jobs
 from monitor.store.engine import make_engine
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 from monitor.store.users import add_user, all_users, check_password
@@ -471,6 +474,48 @@ def test_stories_rank_detailed_praise_and_keep_a_shortlist(
     assert re.findall(r'data-story="(\d+)"', viewer.get("/stories").text) == [str(good), str(short)]
 
 
+def test_the_weekly_pr_digest_carries_the_weeks_shortlist_once(
+    login: Callable[[str], httpx.Client],
+    svc: Services,
+    appstore: FakeAppStore,
+    slack: FakeSlack,
+    clock: FakeClock,
+) -> None:
+    appstore.reviews = [
+        review(5, rating=4, content="还不错，好用，有问题打13812345678", title="好用"),
+        review(6, rating=5, content="帮我申请了延期还款，<!channel> 非常感谢", title="帮了大忙"),
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    with Session(svc.engine) as s:
+        posts = {p.title: p for p in s.execute(select(PostRow)).scalars()}
+    by_title = {title: p.id for title, p in posts.items()}
+    agent = login("agent1")
+    clock.advance(timedelta(days=-7))  # the week before: not this digest's
+    form(agent, f"/stories/{by_title['好用']}/shortlist", "/stories", note="上周的")
+    clock.advance(timedelta(days=7))  # Saturday of 2026-W48
+    form(agent, f"/stories/{by_title['帮了大忙']}/shortlist", "/stories", note="客户同意讲述")
+    clock.advance(timedelta(days=2, hours=-1))  # Monday 2026-11-30, 09:00 in Shanghai
+    every = jobs(svc, ConsoleSink(Path(os.devnull)), "me")
+    job = next(j for j in every if j.name == "stories:week")
+    job.run()
+    job.run()  # a second run, or a second instance, sends nothing more
+    drain(svc)
+    digests = [m for m in slack.messages if "好故事候选" in m.text]
+    assert len(digests) == 1 and digests[0].channel == slack.channel_id("pr-crisis")
+    # What the reader sees: the message's sections (the top-level text is its preview).
+    text = "\n".join(
+        str(block["text"]["text"])
+        for part in digests[0].attachments
+        for block in part.get("blocks", [])
+        if isinstance(block.get("text"), dict)
+    )
+    assert "2026-W48" in text and "客户同意讲述" in text and "agent1" in text
+    assert "上周的" not in text and "好用" not in text
+    assert f"<{posts['帮了大忙'].url.replace('&', '&amp;')}|帮了大忙>" in text  # the post's link
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "未对外发布" in text
+
+
 def dated(n: int, when: str, content: str) -> Review:
     """A one-star review published at `when` (Shanghai time)."""
     return Review(str(13_000_000_000 + n), f"顾客{n}", 1, f"标题{n}", content, when)
@@ -520,6 +565,91 @@ def test_trends_show_the_reports_figures_by_month_with_changes_and_surges(
     assert data["daily"]["anomalies"] == [{"day": "2026-12-03", "categories": ["app"]}]
     assert 'data-period="2026-11"' in page and "/static/echarts/echarts.min.js" in page
     assert client.get("/static/echarts/echarts.min.js").status_code == 200
+
+
+def trend_data(client: httpx.Client) -> dict[str, Any]:
+    embedded = re.search(r'id="trend-data">(.*?)</script>', client.get("/trends").text, re.S)
+    assert embedded is not None
+    data: dict[str, Any] = json.loads(embedded.group(1))
+    return data
+
+
+def test_trends_compare_a_week_with_the_same_week_a_year_before(
+    login: Callable[[str], httpx.Client], svc: Services, appstore: FakeAppStore, clock: FakeClock
+) -> None:
+    now = clock.now()
+    clock.advance(timedelta(days=-366))  # Thursday 2025-11-27: monitoring begins
+    last_year = [
+        dated(1, "2025-11-25T09:00:00+08:00", "催收威胁要上门，还打给我同事"),
+        dated(2, "2025-11-26T10:00:00+08:00", "未经同意扣款，乱收服务费，砍头息"),
+    ]
+    appstore.reviews = list(last_year)
+    run_source(svc, svc.settings.app.sources[0])
+    clock.advance(now - clock.now())  # back to Saturday 2026-11-28, in week 48
+    this_year = [
+        dated(3, "2026-11-24T09:00:00+08:00", "暴力催收，每天几十个电话骚扰我父母"),
+        dated(4, "2026-11-25T10:00:00+08:00", "未经同意扣款，乱收会员费"),
+        dated(5, "2026-11-26T11:00:00+08:00", "一直闪退，登录不了，也没人管"),
+    ]
+    appstore.reviews = [*this_year, *last_year]
+    run_source(svc, svc.settings.app.sources[0])
+    data = trend_data(login("viewer1"))
+    weeks = {w["key"]: w for w in data["weeks"]}
+    w48 = weeks["2026-W48"]
+    assert w48["cases"] == 3 and w48["partial"]
+    assert w48["cases_yoy"] == 0.5  # 3 against 2025-W48's 2
+    # 2025-W47 ended before monitoring began: no 同比 against it, and none before data.
+    assert weeks["2026-W47"]["cases_yoy"] is None and weeks["2026-W47"]["cases"] == 0
+    assert weeks["2026-W47"]["cases_mom"] is None  # 2026-W46 had no cases: nothing to divide
+    assert data["months"][-1]["key"] == "2026-11" and data["months"][-1]["cases_yoy"] == 0.5
+    assert data["months"][-2]["cases_yoy"] is None  # October 2025 was not monitored
+
+
+def test_the_same_period_a_year_before() -> None:
+    from monitor.reports.period import iso_week, month
+    from monitor.web.trends import year_before
+
+    assert year_before(iso_week("2026-W48")) == iso_week("2025-W48")
+    assert year_before(iso_week("2026-W53")) is None  # 2025 has 52 ISO weeks: 同比 is —
+    assert year_before(iso_week("2027-W01")) == iso_week("2026-W01")
+    assert year_before(month("2026-01")) == month("2025-01")
+
+
+def test_a_second_view_of_trends_computes_only_the_running_periods(
+    login: Callable[[str], httpx.Client],
+    svc: Services,
+    appstore: FakeAppStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.reports import figures
+    from monitor.web import trends
+
+    computed: list[str] = []
+
+    def counting(*args: Any) -> dict[str, Any]:
+        computed.append(args[2].key)
+        return figures.compute(*args)
+
+    monkeypatch.setattr(trends, "compute", counting)
+    appstore.reviews = [dated(1, "2026-11-20T09:00:00+08:00", "催收威胁要上门，还打给我同事")]
+    run_source(svc, svc.settings.app.sources[0])
+    viewer = login("viewer1")
+    first = trend_data(viewer)
+    # 12 months and their year-ago months, 12 weeks, the week before and the year-ago weeks.
+    assert len(computed) == 24 + 25
+    computed.clear()
+    assert trend_data(viewer) == first
+    assert sorted(computed) == ["2026-11", "2026-W48"]  # only the running month and week
+    # A late find in a closed week changes that week: the next view computes again.
+    computed.clear()
+    appstore.reviews = [
+        dated(2, "2026-11-18T09:00:00+08:00", "未经同意扣款，乱收服务费，砍头息"),
+        *appstore.reviews,
+    ]
+    run_source(svc, svc.settings.app.sources[0])
+    after = {w["key"]: w["cases"] for w in trend_data(viewer)["weeks"]}
+    assert len(computed) == 24 + 25
+    assert after["2026-W47"] == 2
 
 
 def test_slack_records_a_first_response_through_the_same_action(

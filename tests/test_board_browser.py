@@ -214,6 +214,13 @@ def test_searching_posts(page: Page, site: tuple[str, dict[str, int]]) -> None:
     result = page.locator("article.post")
     assert "138****5678" in result.inner_text() and "13812345678" not in result.inner_text()
     assert result.locator(f"a[href='/cases/{ids['P3']}']").count() == 1
+    assert "「闪退」不足三个字" in page.inner_text("#search-hint")
+    # Three characters and more go through the full-text index, ranked by relevance.
+    page.fill("input[name=q]", "登录不了")
+    page.click("button:has-text('搜索')")
+    page.wait_for_url("**q=%E7%99%BB*")
+    assert page.inner_text("#total") == "共 1 条"
+    assert page.inner_text("#search-hint").startswith("按相关度排序")
     shot(page, "posts")
 
 
@@ -251,4 +258,8 @@ def test_reading_a_trend_chart(page: Page, site: tuple[str, dict[str, int]]) -> 
     assert dict(zip(option["months"], option["cases"], strict=True))["2026-10"] == 3
     assert page.inner_text("tr[data-period='2026-10'] td:nth-child(2)") == "3"
     assert page.locator("#chart-daily-grade canvas").count() == 1
+    # The weeks have their table too, with 同比 (— : no week a year before was monitored).
+    week = page.locator("#table-weeks tbody tr").last
+    assert week.get_attribute("data-period") == "2026-W48"
+    assert week.locator("td:nth-child(4)").inner_text() == "—"
     shot(page, "trends")

@@ -32,6 +32,7 @@ FLOORS: dict[str, int] = {
             "followups",
             "replies",
             "watchdog",
+            "stories_digest",
         ),
         3,
     ),

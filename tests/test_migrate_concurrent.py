@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import monitor.store.tables  # noqa: F401  (registers the tables on the metadata)
 from monitor.store.engine import make_engine
+from monitor.store.search import uninstall_sqlite
 
 # Each process is an instance starting up: it imports everything, says it is ready,
 # then waits for the starting gun so that all of them race on the empty schema.
@@ -64,7 +65,10 @@ def test_instances_migrating_one_fresh_database_at_once_all_succeed(
             with engine.connect() as conn:
                 versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
             assert len(versions) == 1
-            # Back to a fresh database for the next round.
+            # Back to a fresh database for the next round (the search index is no model).
+            with engine.begin() as conn:
+                if engine.dialect.name == "sqlite":
+                    uninstall_sqlite(conn)
             SQLModel.metadata.drop_all(engine)
             with engine.begin() as conn:
                 conn.execute(text("DROP TABLE alembic_version"))

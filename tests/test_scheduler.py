@@ -30,6 +30,7 @@ def test_jobs_per_source_outbox_and_digest_in_shanghai_time(svc: Services, tmp_p
         "watchdog",
         "report:month",
         "report:week",
+        "stories:week",
     }
     # Every job is looked at on every instance, the lease renewal too, at most a tick apart.
     assert set(looked_at) == set(specs) | {"leases"}

@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel
 from monitor.domain import Post
 from monitor.store.engine import migrate
 from monitor.store.posts import Change, upsert_post
+from monitor.store.search import include_name
 from monitor.store.tables import PostRow
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
@@ -37,7 +38,8 @@ def post(external_id: str = "1", body: str = "一直闪退", **kw: object) -> Po
 
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
 
 

@@ -243,7 +243,9 @@ def parts(out: Outgoing, names: Ids, footer: str) -> Parts:
     if notice.reasons:
         body.append("**原因**：" + "；".join(inline(r, notice, names) for r in notice.reasons))
     for item in notice.items:
-        body.append(_item_line(plain(item.text, notice, names), item.url, item.grade, item.case_id))
+        line = _item_line(plain(item.text, notice, names), item.url, item.grade, item.case_id)
+        facts = "；".join(neutral(m) for m in item.meta if m)
+        body.append(f"{line}（{facts}）" if facts else line)
     for member in out.group:
         link = case_link(member)
         headline = plain(member.headline, member, names)

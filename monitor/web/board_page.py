@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
@@ -28,31 +29,17 @@ router = APIRouter()
 Q = Annotated[str, Query()]
 
 
-def _filters(
-    user: UserRow,
-    grade: str,
-    state: str,
-    owner: str,
-    source: str,
-    category: str,
-    since: str,
-    until: str,
-    mine: str,
-) -> Filters:
-    return Filters(
-        grade=grade if grade in GRADES else "",
-        state=state if state in (*ALL_STATES, "all") else "",
-        owner=actor_id(user) if mine else owner,
-        source=source,
-        category=category if category in CATEGORIES else "",
-        since=parse_date(since),
-        until=parse_date(until),
-    )
+@dataclass(frozen=True)
+class BoardQuery:
+    """The board's filters as asked for (the page shows the dates as typed)."""
+
+    filters: Filters
+    mine: bool
+    since: str
+    until: str
 
 
-@router.get("/cases")
-def board(
-    request: Request,
+def board_query(
     user: Annotated[UserRow, role("viewer")],
     grade: Q = "",
     state: Q = "",
@@ -62,9 +49,27 @@ def board(
     since: Q = "",
     until: Q = "",
     mine: Q = "",
-) -> Response:
+) -> BoardQuery:
+    """One reading of the filters for the board and its CSV, so the two always agree."""
+    filters = Filters(
+        grade=grade if grade in GRADES else "",
+        state=state if state in (*ALL_STATES, "all") else "",
+        owner=actor_id(user) if mine else owner,
+        source=source,
+        category=category if category in CATEGORIES else "",
+        since=parse_date(since),
+        until=parse_date(until),
+    )
+    return BoardQuery(filters, bool(mine), since, until)
+
+
+Asked = Annotated[BoardQuery, Depends(board_query)]
+
+
+@router.get("/cases")
+def board(request: Request, asked: Asked) -> Response:
     b = board_of(request)
-    filters = _filters(user, grade, state, owner, source, category, since, until, mine)
+    filters = asked.filters
     with Session(b.engine) as session:
         view = load_board(session, filters, b.clock.now(), b.tz)
         names = names_by_actor(session)
@@ -76,7 +81,7 @@ def board(
         "board.html",
         view=view,
         filters=filters,
-        mine=bool(mine),
+        mine=asked.mine,
         names=names,
         owners=owners,
         sources=sources,
@@ -84,28 +89,16 @@ def board(
         grades=GRADES,
         states=ALL_STATES,
         csv_url="/cases.csv" + (f"?{urlencode(query)}" if query else ""),
-        since=since,
-        until=until,
+        since=asked.since,
+        until=asked.until,
     )
 
 
 @router.get("/cases.csv")
-def export(
-    request: Request,
-    user: Annotated[UserRow, role("viewer")],
-    grade: Q = "",
-    state: Q = "",
-    owner: Q = "",
-    source: Q = "",
-    category: Q = "",
-    since: Q = "",
-    until: Q = "",
-    mine: Q = "",
-) -> Response:
+def export(request: Request, asked: Asked) -> Response:
     b = board_of(request)
-    filters = _filters(user, grade, state, owner, source, category, since, until, mine)
     with Session(b.engine) as session:
-        view = load_board(session, filters, b.clock.now(), b.tz)
+        view = load_board(session, asked.filters, b.clock.now(), b.tz)
         names = names_by_actor(session)
         session.expunge_all()
     stamp = b.clock.now().astimezone(b.tz).strftime("%Y%m%d-%H%M")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.store.users import ROLE_NAMES
 from monitor.web.interactions import Interactions
+from monitor.web.trend_cache import TrendCache
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -43,6 +44,7 @@ class Board:
     interactions: Interactions
     after_action: Callable[[], object] | None = None
     oidc_label: str | None = None  # set when OpenID sign-in is configured
+    trends: TrendCache = field(default_factory=TrendCache)
 
     @property
     def engine(self) -> Engine:

@@ -2,15 +2,20 @@
 daily volume by grade and category, and the days the surge rule fired.
 
 Each period's figures are the report's own (monitor.reports.figures.compute),
-so the trend and the monthly report never disagree. Charts are Apache ECharts,
-served from the package.
+so the trend and the monthly report never disagree; 同比 compares a month with
+the same month a year before and a week with the same ISO week number a year
+before, and like 环比 only where that period was monitored. Closed periods are
+computed once per data version (monitor.web.trend_cache). Charts are Apache
+ECharts, served from the package.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -28,6 +33,7 @@ from monitor.web.board import GRADES
 from monitor.web.pages import board_of, render
 
 router = APIRouter()
+Lookup = Callable[[Period, datetime, Callable[[], dict[str, Any]]], dict[str, Any]]
 FIGURES = {
     "cases": "投诉量",
     "response_rate": "响应率",
@@ -60,28 +66,43 @@ def _change(now: float | int | None, before: float | int | None) -> float | None
     return round((now - before) / before, 4)
 
 
-def series(engine: Engine, settings: Settings, kind: str, now: datetime) -> list[dict[str, Any]]:
-    count = 12
-    back = 12 if kind == "month" else 0  # 同比: the same month a year before
+def year_before(period: Period) -> Period | None:
+    """The same month, or the same ISO week number, a year before (W53 may have none)."""
+    year = int(period.key[:4]) - 1
+    if period.kind == "month":
+        return month(f"{year}{period.key[4:]}")
+    try:
+        return iso_week(f"{year}{period.key[4:]}")
+    except ValueError:  # 2026-W53: 2025 has 52 weeks
+        return None
+
+
+def series(
+    engine: Engine, settings: Settings, kind: str, now: datetime, lookup: Lookup
+) -> list[dict[str, Any]]:
+    """The last 12 periods with 环比 (the period before) and 同比 (a year before)."""
+    shown = periods(kind, now, 12)
+    wanted = {p.key: p for p in [shown[0].previous(), *shown]}
+    for period in shown:
+        if (back := year_before(period)) is not None:
+            wanted.setdefault(back.key, back)
     figures: dict[str, dict[str, Any]] = {}
-    every = periods(kind, now, count + back)
-    for period in every:
-        result = compute(engine, settings, period, now)
-        figures[period.key] = {
+    for key, period in wanted.items():
+        result = lookup(period, now, partial(compute, engine, settings, period, now))
+        figures[key] = {
             "monitored": result["monitoring"]["monitored"],
             "partial": result["period"]["partial"],
             **{k: result["summary"][k] for k in FIGURES},
         }
     out = []
-    for i, period in enumerate(every[back:], start=back):
+    for period in shown:
         row: dict[str, Any] = {"key": period.key, "label": period.label, **figures[period.key]}
-        before = figures[every[i - 1].key] if i > 0 else None
-        year_ago = figures[every[i - 12].key] if back and i >= 12 else None
+        before = figures[period.previous().key]
+        year_ago_period = year_before(period)
+        year_ago = figures[year_ago_period.key] if year_ago_period else None
         for key in FIGURES:
             # No comparison against a period before monitoring began: it would read as growth.
-            row[f"{key}_mom"] = (
-                _change(row[key], before[key]) if before and before["monitored"] else None
-            )
+            row[f"{key}_mom"] = _change(row[key], before[key]) if before["monitored"] else None
             row[f"{key}_yoy"] = (
                 _change(row[key], year_ago[key]) if year_ago and year_ago["monitored"] else None
             )
@@ -140,10 +161,11 @@ def daily(engine: Engine, now: datetime) -> dict[str, Any]:
 def trends_page(request: Request, user: Annotated[UserRow, role("viewer")]) -> Response:
     board = board_of(request)
     now = board.clock.now()
+    lookup = board.trends.view(board.engine)
     data = {
         "figures": FIGURES,
-        "months": series(board.engine, board.settings, "month", now),
-        "weeks": series(board.engine, board.settings, "week", now),
+        "months": series(board.engine, board.settings, "month", now, lookup),
+        "weeks": series(board.engine, board.settings, "week", now, lookup),
         "daily": daily(board.engine, now),
     }
     # Read by the page's script; escaped so scraped text could never close the tag.

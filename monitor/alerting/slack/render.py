@@ -30,6 +30,7 @@ from monitor.domain import (
     Notice,
     NoticeLink,
     Outgoing,
+    Severity,
     render_inline,
     strip_format,
 )
@@ -103,13 +104,24 @@ class SlackRenderer:
             return {"text": self.text(notice.headline, notice), "file": notice.file or ""}
         if notice.kind in (AlertKind.NEW_CASE, AlertKind.REGRADED, AlertKind.UPDATE):
             return self.case(out.alert_id, notice)
-        if notice.kind is AlertKind.DIGEST and notice.items:
+        if notice.kind is AlertKind.DIGEST and notice.items and notice.grade is Severity.P4:
             return self.digest(out.alert_id, notice)
         if notice.case_id is not None:
             return self.thread_reply(out.alert_id, notice, adapted=out.adapted_from is not None)
         text = self.text(notice.headline, notice)
         colour = str(notice.extra.get("colour") or _DEFAULT_COLOUR)
         blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        # A list (the week's good stories): each item linked, its facts on lines below it.
+        lines = [
+            "\n".join(
+                [f"• {link(item.url or '', clip(strip_format(item.text), 60))}"]
+                + [f"    {safe(m, 200)}" for m in item.meta if m]
+            )
+            for item in notice.items
+        ]
+        blocks += [
+            {"type": "section", "text": {"type": "mrkdwn", "text": t}} for t in line_sections(lines)
+        ]
         return coloured(text, colour, blocks, self.metadata(out.alert_id, notice))
 
     def metadata(self, alert_id: int, notice: Notice) -> dict[str, Any]:
