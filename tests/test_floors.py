@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     **dict.fromkeys(
         (
             "pipeline",
+            "page_store",
             "cases",
             "case_actions",
             "platform",
