@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
-from monitor.cases import CaseOutcome, attach_to_case
+from monitor.cases import CaseOutcome, NearIndex, attach_to_case
 from monitor.classify import GradeInput, Grader
 from monitor.classify.neardup import bands, signature
 from monitor.domain import Post, Rejected, Severity, Verdict
@@ -143,14 +144,22 @@ def store_strict(
                 .execution_options(populate_existing=True)
             ).scalars()
         }
-        verdict_rows = [
-            _verdict_row(up.id, p, v, now) for (p, up), v in zip(fresh, verdicts, strict=True)
-        ]
-        session.add_all(verdict_rows)
-        session.flush()
-        graded = {
-            up.id: (v, vr) for (_, up), v, vr in zip(fresh, verdicts, verdict_rows, strict=True)
+        graded: dict[int, tuple[Verdict, VerdictRow]] = {
+            up.id: (v, _verdict_row(up.id, p, v, now))
+            for (p, up), v in zip(fresh, verdicts, strict=True)
         }
+        session.add_all([vr for _, vr in graded.values()])
+        session.flush()
+        # Only posts in cases are near-duplicate candidates: others need no signature.
+        shingle = svc.settings.policy.near_duplicates.shingle
+        minhashes = {
+            up.id: signature(p.text, shingle)
+            for (p, up), v in zip(fresh, verdicts, strict=True)
+            if v.severity is not Severity.NONE or rows[up.id].case_id is not None
+        }
+        keys = (k for m in minhashes.values() if m for k in bands(m))
+        near = NearIndex(session, svc.settings.policy, now, keys)
+        step = Step(svc, session, near, announce, now)
         for post, up in zip(posts, upserted, strict=True):
             if up.change is Change.UNCHANGED:
                 continue
@@ -161,7 +170,15 @@ def store_strict(
                 apply_platform(session, svc.settings, row, post.platform, up.previous_status, now)
                 continue
             verdict, verdict_row = graded[up.id]
-            _settle(svc, session, post, up, row, verdict, verdict_row, result, announce, now)
+            if up.change is Change.NEW:
+                result.new += 1
+            else:
+                result.edited += 1
+            grade = verdict.severity.value
+            result.by_severity[grade] = result.by_severity.get(grade, 0) + 1
+            step.settle(post, up, row, verdict, verdict_row, minhashes.get(up.id), result)
+        edited = {up.id for up in upserted if up.change is Change.EDITED}
+        replace_bands(session, near.pending, edited)  # the page's signatures, in one INSERT
 
 
 def _verdict_row(post_id: int, post: Post, verdict: Verdict, now: datetime) -> VerdictRow:
@@ -179,51 +196,50 @@ def _verdict_row(post_id: int, post: Post, verdict: Verdict, now: datetime) -> V
     )
 
 
-def _settle(
-    svc: Services,
-    session: Session,
-    post: Post,
-    up: Upserted,
-    row: PostRow,
-    verdict: Verdict,
-    verdict_row: VerdictRow,
-    result: RunResult,
-    announce: Announce,
-    now: datetime,
-) -> None:
-    """A new or edited post, graded: open, join or regrade its case and announce it."""
-    if up.change is Change.NEW:
-        result.new += 1
-    else:
-        result.edited += 1
-    grade = verdict.severity.value
-    result.by_severity[grade] = result.by_severity.get(grade, 0) + 1
-    # Only posts in cases are near-duplicate candidates: others need no signature.
-    minhash = (
-        signature(post.text, svc.settings.policy.near_duplicates.shingle)
-        if verdict.severity is not Severity.NONE or row.case_id is not None
-        else None
-    )
-    outcome = attach_to_case(session, row, verdict, svc.settings.policy, now, minhash)
-    assert row.id is not None
-    keys = bands(minhash) if minhash and row.case_id is not None else []
-    if keys or up.change is Change.EDITED:  # an edit replaces the old signature
-        replace_bands(session, {row.id: keys}, {row.id} if up.change is Change.EDITED else set())
-    if outcome is None:
-        return
-    if outcome.opened:
-        result.cases_opened += 1
-    # A complaint first seen already settled on its platform is recorded, not alerted.
-    settled = up.change is Change.NEW and post.platform is not None and post.platform.final
-    if not settled and announce(svc, session, outcome, row, verdict_row, now):
-        result.alerts += 1
-    if post.platform is not None:
-        apply_platform(
-            session,
-            svc.settings,
-            row,
-            post.platform,
-            up.previous_status,
-            now,
-            settled_on_arrival=settled and outcome.opened,
-        )
+@dataclass
+class Step:
+    """What casing one post of the page needs besides the post itself."""
+
+    svc: Services
+    session: Session
+    near: NearIndex
+    announce: Announce
+    now: datetime
+
+    def settle(
+        self,
+        post: Post,
+        up: Upserted,
+        row: PostRow,
+        verdict: Verdict,
+        verdict_row: VerdictRow,
+        minhash: list[int] | None,
+        result: RunResult,
+    ) -> None:
+        """A new or edited post, graded: open, join or regrade its case and announce it."""
+        svc, session, now = self.svc, self.session, self.now
+        assert row.id is not None
+        if up.change is Change.EDITED:  # an edit replaces the old signature
+            self.near.forget(row.id)
+        policy = svc.settings.policy
+        outcome = attach_to_case(session, row, verdict, policy, now, minhash, self.near)
+        if minhash and row.case_id is not None:
+            self.near.add(row, bands(minhash))
+        if outcome is None:
+            return
+        if outcome.opened:
+            result.cases_opened += 1
+        # A complaint first seen already settled on its platform is recorded, not alerted.
+        settled = up.change is Change.NEW and post.platform is not None and post.platform.final
+        if not settled and self.announce(svc, session, outcome, row, verdict_row, now):
+            result.alerts += 1
+        if post.platform is not None:
+            apply_platform(
+                session,
+                svc.settings,
+                row,
+                post.platform,
+                up.previous_status,
+                now,
+                settled_on_arrival=settled and outcome.opened,
+            )
