@@ -281,6 +281,9 @@ def backfill(args: argparse.Namespace, settings: Settings) -> None:
         for start in range(0, args.backfill, PAGE):
             page = parsed(settings, reviews(min(PAGE, args.backfill - start), start))
             store_posts(svc, page, result, rejected)
+            if (start + PAGE) % 10_000 == 0:  # how the rate holds up as the tables grow
+                so_far = time.perf_counter() - started
+                print(f"  {start + PAGE:>7,} posts  {so_far:7.0f} s", flush=True)
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         database = engine.dialect.name

@@ -126,10 +126,14 @@ class NearIndex:
     page finds an earlier one as nearest_case would; their bands are written to
     the table once, by the page (`pending`). The same choice as nearest_case: the
     best few by shared bands among posts in active, recent cases, decided by the
-    exact shingle Jaccard.
+    exact shingle Jaccard. One difference: a band shared by more than PER_BAND posts
+    offers only its newest PER_BAND as candidates (nearest_case counts them all).
     """
 
     TOP = 20
+    # A story told a thousand times shares its bands with a thousand posts: the newest
+    # of them stand for it, so the lookup stays bounded as the tables grow.
+    PER_BAND = 50
 
     def __init__(
         self, session: Session, policy: Policy, now: datetime, band_keys: Iterable[str]
@@ -144,14 +148,25 @@ class NearIndex:
         self.pending: dict[int, list[str]] = {}
         keys = sorted(set(band_keys))
         for start in range(0, len(keys), 500):
-            rows = session.execute(
-                select(col(MinhashBandRow.band), col(PostRow.id), col(PostRow.case_id))
+            newest = (
+                func.row_number()
+                .over(partition_by=col(MinhashBandRow.band), order_by=col(PostRow.id).desc())
+                .label("newest")
+            )
+            ranked = (
+                select(col(MinhashBandRow.band), col(PostRow.id), col(PostRow.case_id), newest)
                 .join(PostRow, col(MinhashBandRow.post_id) == col(PostRow.id))
                 .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
                 .where(
                     col(MinhashBandRow.band).in_(keys[start : start + 500]),
                     col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
                     col(CaseRow.opened_at) >= self.since,
+                )
+                .subquery()
+            )
+            rows = session.execute(
+                select(ranked.c.band, ranked.c.id, ranked.c.case_id).where(
+                    ranked.c.newest <= self.PER_BAND
                 )
             ).all()
             for band, post_id, case_id in rows:
