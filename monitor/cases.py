@@ -120,7 +120,7 @@ def nearest_case(
 
 
 class NearIndex:
-    """nearest_case for a page of posts, its candidates read in one query.
+    """nearest_case and _joinable_case for a page of posts, each read in one query.
 
     The page's own posts join the index as they are cased, so a later post of the
     page finds an earlier one as nearest_case would; their bands are written to
@@ -136,7 +136,12 @@ class NearIndex:
     PER_BAND = 50
 
     def __init__(
-        self, session: Session, policy: Policy, now: datetime, band_keys: Iterable[str]
+        self,
+        session: Session,
+        policy: Policy,
+        now: datetime,
+        band_keys: Iterable[str],
+        authors: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.session = session
         self.rules = policy.near_duplicates
@@ -146,6 +151,9 @@ class NearIndex:
         self.case_of: dict[int, int] = {}
         self.grams: dict[int, set[str]] = {}
         self.pending: dict[int, list[str]] = {}
+        self.join_since = now - timedelta(hours=policy.case_join_window_hours)
+        self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
+        self._read_authors(sorted(set(authors)))
         keys = sorted(set(band_keys))
         for start in range(0, len(keys), 500):
             newest = (
@@ -171,6 +179,42 @@ class NearIndex:
             ).all()
             for band, post_id, case_id in rows:
                 self._index(post_id, [band], case_id)
+
+    def _read_authors(self, authors: list[tuple[str, str]]) -> None:
+        """The open, recent cases of the page's authors, newest first: one query per source."""
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for source, author in authors:
+            if author:
+                by_source[source].append(author)
+        for source, names in by_source.items():
+            for start in range(0, len(names), 500):
+                cases = self.session.execute(
+                    select(CaseRow)
+                    .where(
+                        col(CaseRow.source) == source,
+                        col(CaseRow.author).in_(names[start : start + 500]),
+                        col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+                        col(CaseRow.opened_at) >= self.join_since,
+                    )
+                    .order_by(col(CaseRow.opened_at).desc(), col(CaseRow.id).desc())
+                ).scalars()
+                for case in cases:
+                    self.by_author[(source, case.author)].append(case)
+
+    def opened(self, case: CaseRow) -> None:
+        """A case the page opened: the newest of its author's."""
+        if case.author:
+            self.by_author[(case.source, case.author)].insert(0, case)
+
+    def joinable(self, post: PostRow) -> CaseRow | None:
+        """_joinable_case from what was read: the author's newest case still open and recent."""
+        if not post.author:
+            return None
+        for case in self.by_author.get((post.source, post.author), ()):
+            active = case.state in {s.value for s in ACTIVE_STATES}
+            if active and case.opened_at >= self.join_since:
+                return case
+        return None
 
     def _index(self, post_id: int, keys: list[str], case_id: int) -> None:
         for key in keys:
@@ -249,7 +293,8 @@ def attach_to_case(
 ) -> CaseOutcome | None:
     """Open, join or regrade the post's case; None when the grade opens no case.
 
-    `near` answers the near-duplicate lookup for a page of posts (default: a query).
+    `near` answers the near-duplicate and same-author lookups for a page of posts
+    (default: a query each).
     """
     assert post.id is not None
     case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
@@ -265,7 +310,11 @@ def attach_to_case(
         if found is not None:
             case, joined = found
         elif verdict.severity.opens_case:
-            case = _joinable_case(session, post, policy, now)
+            case = (
+                near.joinable(post)
+                if near is not None
+                else _joinable_case(session, post, policy, now)
+            )
         else:
             return None  # P4: waits for the digest
         if case is None:
@@ -282,6 +331,8 @@ def attach_to_case(
             session.add(case)
             session.flush()
             assert case.id is not None
+            if near is not None:
+                near.opened(case)
             post.case_id = case.id
             add_event(session, case.id, "opened", now, severity=case.severity, post_id=post.id)
             return CaseOutcome(case, opened=True, raised_from=None)

@@ -158,7 +158,8 @@ def store_strict(
             if v.severity is not Severity.NONE or rows[up.id].case_id is not None
         }
         keys = (k for m in minhashes.values() if m for k in bands(m))
-        near = NearIndex(session, svc.settings.policy, now, keys)
+        authors = [(p.source, p.author) for p, _ in fresh]
+        near = NearIndex(session, svc.settings.policy, now, keys, authors)
         step = Step(svc, session, near, announce, now)
         for post, up in zip(posts, upserted, strict=True):
             if up.change is Change.UNCHANGED:
