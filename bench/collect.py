@@ -295,7 +295,9 @@ def backfill(args: argparse.Namespace, settings: Settings) -> None:
             store_posts(svc, page, result, rejected)
             if (start + PAGE) % 10_000 == 0:  # how the rate holds up as the tables grow
                 so_far = time.perf_counter() - started
-                print(f"  {start + PAGE:>7,} posts  {so_far:7.0f} s", flush=True)
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                done = start + PAGE
+                print(f"  {done:>7,} posts  {so_far:7.0f} s  max RSS {rss:,.0f} MiB", flush=True)
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         database = engine.dialect.name
