@@ -1,31 +1,53 @@
-"""Collection throughput: parse and store 10,000 posts through the real pipeline.
+"""Collection throughput: parse, grade and store App Store posts through the real pipeline.
 
-Prints posts per second for (1) parsing App Store feed entries into normalised
-posts, (2) storing them with grading, cases and outbox rows (one transaction
-per post, as production does), and, as a baseline measured in the same run,
-(3) a bare bulk INSERT of the same rows. Usage:
+Prints, side by side in one run: parsing feed entries into normalised posts;
+the shipped model's inference alone (ONNX Runtime, the page's batch); storing
+(grade, near-duplicate lookup, case, outbox; a page per transaction, as
+production does) with the rules grader and with the shipped model, on SQLite
+and on PostgreSQL; a bare bulk INSERT of the same rows on the same database in
+the same run; and the ratio of the two. PostgreSQL comes from --pg-url or
+KOUBEI_TEST_PG_URL, in a schema of its own dropped afterwards; without one, or
+when it cannot be reached, its column says why. Usage:
 
-    .venv/bin/python bench/collect.py [--posts 10000] [--database-url URL]
+    .venv/bin/python bench/collect.py [--posts 10000] [--pg-url URL] [--threads N]
+    .venv/bin/python bench/collect.py --backfill 100000 [--database-url URL]
+
+--backfill N stores N posts page by page as a backfill does (posts generated,
+parsed and stored a page at a time, never all held at once) with the model
+grader, and reports the time and the process's peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
 import time
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.exc import OperationalError
 
+from monitor.classify import Grader
+from monitor.classify.factory import load_classifier, model_grader
 from monitor.classify.rules import RulesGrader
 from monitor.clock import FakeClock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
+from monitor.domain import Post, Rejected
 from monitor.fakes.appstore import Review
 from monitor.normalize import normalize
-from monitor.pipeline import RunResult, Services, process_post
+from monitor.page_store import PAGE
+from monitor.pipeline import RunResult, Services, store_posts
 from monitor.store.engine import make_engine, migrate
 from monitor.store.tables import PostRow
 
@@ -54,9 +76,10 @@ DETAILS = [
     "真的很着急",
     "老用户了",
 ]
+NOW = datetime(2026, 11, 28, 2, tzinfo=UTC)
 
 
-def reviews(n: int) -> list[Review]:
+def reviews(n: int, start: int = 0) -> list[Review]:
     return [
         Review(
             id=str(20_000_000 + i),
@@ -67,82 +90,244 @@ def reviews(n: int) -> list[Review]:
             f"{DETAILS[(i * 5 + 3) % 13]}（订单{i * 7919 % 100000}）",
             updated=f"2026-11-{1 + i % 27:02d}T{i % 24:02d}:{i % 60:02d}:00-08:00",
         )
-        for i in range(n)
+        for i in range(start, start + n)
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posts", type=int, default=10_000)
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    args = parser.parse_args()
-    settings = load_settings(env={})
+def parsed(settings: Settings, batch: list[Review]) -> list[Post]:
     source = settings.app.sources[0]
-    entries = [r.entry(source.options["app_id"]) for r in reviews(args.posts)]
     collector = collector_class("appstore")(source)
-    now = datetime(2026, 11, 28, 2, tzinfo=UTC)
-
-    started = time.perf_counter()
+    entries = [r.entry(source.options["app_id"]) for r in batch]
     raw = [collector.parse_entry(e, "bench") for e in entries]  # type: ignore[attr-defined]
-    posts = [normalize(r, now) for r in raw if r is not None]
-    parse_s = time.perf_counter() - started
+    return [normalize(r, NOW) for r in raw if r is not None]
 
+
+def baseline_rows(posts: list[Post]) -> list[dict[str, object]]:
+    return [
+        {
+            "source": "baseline",
+            "kind": p.kind,
+            "external_id": p.external_id,
+            "url": p.url,
+            "author": p.author,
+            "title": p.title,
+            "body": p.body,
+            "rating": p.rating,
+            "app_version": p.app_version,
+            "votes": 0,
+            "extra": {},
+            "content_hash": p.content_hash,
+            "published_at": p.published_at,
+            "fetched_at": NOW,
+            "updated_at": NOW,
+        }
+        for p in posts
+    ]
+
+
+@contextmanager
+def fresh_database(kind: str, pg_url: str | None, tmp: Path) -> Iterator[str]:
+    """A migrated, empty database: a new SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}"
+        yield url
+        return
+    assert pg_url is not None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def pg_problem(pg_url: str | None) -> str | None:
+    """Why PostgreSQL cannot be measured, or None when it can."""
+    if not pg_url:
+        return "skipped: no --pg-url or KOUBEI_TEST_PG_URL"
+    try:
+        engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except OperationalError as exc:
+        return f"skipped: cannot reach PostgreSQL ({str(exc.orig).splitlines()[0]})"
+    return None
+
+
+class Running(FakeClock):
+    """NOW, moving on with the bench's own time: windows (case joins, P3 groups) pass as in
+    production instead of every case of the run counting as opened this instant."""
+
+    def __init__(self) -> None:
+        super().__init__(NOW)
+        self.started = time.perf_counter()
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=time.perf_counter() - self.started)
+
+
+@dataclass
+class Stored:
+    seconds: float
+    result: RunResult
+
+
+def store(settings: Settings, url: str, grader: Grader, posts: list[Post]) -> Stored:
+    engine = make_engine(url)
+    migrate(engine)
+    svc = Services(settings, engine, HttpClient(settings.app.http), grader, Running())
+    result = RunResult(source=settings.app.sources[0].name)
+    rejected: list[Rejected] = []
+    started = time.perf_counter()
+    store_posts(svc, posts, result, rejected)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    if rejected or result.new != len(posts):
+        raise SystemExit(f"the bench stored {result.new} of {len(posts)}: {rejected[:1]}")
+    return Stored(seconds, result)
+
+
+def bulk_insert(url: str, posts: list[Post]) -> float:
+    engine = make_engine(url)
+    migrate(engine)
+    rows = baseline_rows(posts)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(insert(PostRow.__table__), rows)  # type: ignore[attr-defined]
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def side_by_side(args: argparse.Namespace, settings: Settings) -> None:
+    batch = reviews(args.posts)
+    started = time.perf_counter()
+    posts = parsed(settings, batch)
+    parse_s = time.perf_counter() - started
+    n = len(posts)
+    classifier = load_classifier(settings.model_dir(), args.threads)
+    graders: dict[str, Grader] = {
+        "rules": RulesGrader(settings.lexicon, settings.policy.raise_one_step),
+        "model": model_grader(settings, classifier),
+    }
+    batch_size = settings.app.classifier.batch_size
+    texts = [p.text for p in posts]
+    classifier.logits(texts[:batch_size], batch_size)  # warm up: the first run allocates
+    infer_s = timed(lambda: classifier.logits(texts, batch_size))
+    pg_url = args.pg_url or os.environ.get("KOUBEI_TEST_PG_URL")
+    skipped = {"sqlite": None, "postgresql": pg_problem(pg_url)}
+
+    threads = classifier.session.get_session_options().intra_op_num_threads
+    print(
+        f"posts: {n}  cores: {os.cpu_count()}  ONNX threads: {threads}  page: {PAGE}  "
+        f"model batch: {batch_size}  load: {os.getloadavg()[0]:.2f}"
+    )
+    print(f"parse (feed entry -> normalised post)  {n / parse_s:10,.0f} posts/s")
+    print(f"model inference alone (ONNX, batched)  {n / infer_s:10,.0f} posts/s")
+    print()
+    print(f"{'':40}{'sqlite':>14}{'postgresql':>14}")
+    figures: dict[tuple[str, str], float] = {}
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        for kind, why in skipped.items():
+            if why is not None:
+                continue
+            with fresh_database(kind, pg_url, Path(tmp)) as url:
+                figures[("baseline", kind)] = n / bulk_insert(url, posts)
+            for name, grader in graders.items():
+                with fresh_database(kind, pg_url, Path(tmp)) as url:
+                    done = store(settings, url, grader, posts)
+                figures[(name, kind)] = n / done.seconds
+                r = done.result
+                notes.append(
+                    f"{name} on {kind}: {r.cases_opened} cases, {r.alerts} alerts, "
+                    f"{len(r.by_severity)} grades {dict(sorted(r.by_severity.items()))}"
+                )
+
+    def row(label: str, key: str, ratio: bool = False) -> None:
+        cells = []
+        for kind, why in skipped.items():
+            if why is not None:
+                cells.append(f"{'-':>14}")
+            elif ratio:
+                cells.append(f"{figures[(key, kind)] / figures[('baseline', kind)]:13.3f}x")
+            else:
+                cells.append(f"{figures[(key, kind)]:14,.0f}")
+        print(f"{label:40}{''.join(cells)}")
+
+    row("store, rules grader (posts/s)", "rules")
+    row("store, shipped model (posts/s)", "model")
+    row("baseline: bulk INSERT (posts/s)", "baseline")
+    row("store, model / baseline", "model", ratio=True)
+    print()
+    for kind, why in skipped.items():
+        if why is not None:
+            print(f"{kind}: {why}")
+    for note in notes:
+        print(note)
+
+
+def backfill(args: argparse.Namespace, settings: Settings) -> None:
+    grader = model_grader(settings, load_classifier(settings.model_dir(), args.threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'backfill.db'}"
         engine = make_engine(url)
         migrate(engine)
-        svc = Services(
-            settings,
-            engine,
-            HttpClient(settings.app.http),
-            RulesGrader(settings.lexicon, settings.policy.raise_one_step),
-            FakeClock(now),
-        )
-        result = RunResult(source=source.name)
+        svc = Services(settings, engine, HttpClient(settings.app.http), grader, Running())
+        result = RunResult(source=settings.app.sources[0].name)
+        rejected: list[Rejected] = []
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        for post in posts:
-            process_post(svc, post, result)
-        store_s = time.perf_counter() - started
-
-        baseline_engine = make_engine(
-            f"sqlite:///{Path(tmp) / 'baseline.db'}" if not args.database_url else url
-        )
-        migrate(baseline_engine)
-        rows: list[dict[str, object]] = [
-            {
-                "source": "baseline",
-                "kind": p.kind,
-                "external_id": p.external_id,
-                "url": p.url,
-                "author": p.author,
-                "title": p.title,
-                "body": p.body,
-                "rating": p.rating,
-                "app_version": p.app_version,
-                "votes": 0,
-                "extra": {},
-                "content_hash": p.content_hash,
-                "published_at": p.published_at,
-                "fetched_at": now,
-                "updated_at": now,
-            }
-            for p in posts
-        ]
-        started = time.perf_counter()
-        with baseline_engine.begin() as conn:
-            conn.execute(insert(PostRow.__table__), rows)  # type: ignore[attr-defined]
-        bulk_s = time.perf_counter() - started
+        for start in range(0, args.backfill, PAGE):
+            page = parsed(settings, reviews(min(PAGE, args.backfill - start), start))
+            store_posts(svc, page, result, rejected)
+            if (start + PAGE) % 10_000 == 0:  # how the rate holds up as the tables grow
+                so_far = time.perf_counter() - started
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                done = start + PAGE
+                print(f"  {done:>7,} posts  {so_far:7.0f} s  max RSS {rss:,.0f} MiB", flush=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         database = engine.dialect.name
-
-    n = len(posts)
-    print(f"posts: {n}  database: {database}")
-    print(f"parse (feed entry -> normalised post):   {n / parse_s:10,.0f} posts/s")
+        engine.dispose()
     print(
-        f"store (grade, case, outbox; 1 txn/post): {n / store_s:10,.0f} posts/s "
-        f"({result.cases_opened} cases, {result.alerts} alerts)"
+        f"backfill: {result.new:,} posts stored on {database} with the shipped model in "
+        f"{seconds:,.0f} s ({result.new / seconds:,.0f} posts/s, parsing included); "
+        f"{result.cases_opened:,} cases, {result.alerts:,} alerts, {len(rejected)} quarantined"
     )
-    print(f"baseline (bulk INSERT, no grading):      {n / bulk_s:10,.0f} posts/s")
-    print(f"store / baseline: {bulk_s / store_s:.3f}x")
+    print(
+        f"peak memory (max RSS): {peak / 1024:,.0f} MiB "
+        f"({rss_before / 1024:,.0f} MiB with the model loaded, before storing)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--pg-url", default=None, help="default: $KOUBEI_TEST_PG_URL")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    parser.add_argument("--backfill", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--database-url", default=None, help="--backfill only; default: a temporary SQLite file"
+    )
+    args = parser.parse_args()
+    settings = load_settings(env={})
+    if args.backfill:
+        backfill(args, settings)
+    else:
+        side_by_side(args, settings)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -117,6 +119,165 @@ def nearest_case(
     return (case, round(best[0], 2)) if case is not None else None
 
 
+class NearIndex:
+    """nearest_case and _joinable_case for a page of posts, each read in one query.
+
+    The page's own posts join the index as they are cased, so a later post of the
+    page finds an earlier one as nearest_case would; their bands are written to
+    the table once, by the page (`pending`). The same choice as nearest_case: the
+    best few by shared bands among posts in active, recent cases, decided by the
+    exact shingle Jaccard. One difference: a band shared by more than PER_BAND posts
+    offers only its newest PER_BAND as candidates (nearest_case counts them all).
+    """
+
+    TOP = 20
+    # A story told a thousand times shares its bands with a thousand posts: the newest
+    # of them stand for it, so the lookup stays bounded as the tables grow.
+    PER_BAND = 50
+
+    def __init__(
+        self,
+        session: Session,
+        policy: Policy,
+        now: datetime,
+        band_keys: Iterable[str],
+        authors: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.session = session
+        self.rules = policy.near_duplicates
+        self.since = now - timedelta(days=self.rules.window_days)
+        self.posts_by_band: dict[str, set[int]] = defaultdict(set)
+        self.bands_of: dict[int, list[str]] = defaultdict(list)
+        self.case_of: dict[int, int] = {}
+        self.grams: dict[int, set[str]] = {}
+        self.pending: dict[int, list[str]] = {}
+        self.join_since = now - timedelta(hours=policy.case_join_window_hours)
+        self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
+        self._read_authors(sorted(set(authors)))
+        keys = sorted(set(band_keys))
+        for start in range(0, len(keys), 500):
+            newest = (
+                func.row_number()
+                .over(partition_by=col(MinhashBandRow.band), order_by=col(PostRow.id).desc())
+                .label("newest")
+            )
+            ranked = (
+                select(col(MinhashBandRow.band), col(PostRow.id), col(PostRow.case_id), newest)
+                .join(PostRow, col(MinhashBandRow.post_id) == col(PostRow.id))
+                .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
+                .where(
+                    col(MinhashBandRow.band).in_(keys[start : start + 500]),
+                    col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+                    col(CaseRow.opened_at) >= self.since,
+                )
+                .subquery()
+            )
+            rows = session.execute(
+                select(ranked.c.band, ranked.c.id, ranked.c.case_id).where(
+                    ranked.c.newest <= self.PER_BAND
+                )
+            ).all()
+            for band, post_id, case_id in rows:
+                self._index(post_id, [band], case_id)
+
+    def _read_authors(self, authors: list[tuple[str, str]]) -> None:
+        """The open, recent cases of the page's authors, newest first: one query per source."""
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for source, author in authors:
+            if author:
+                by_source[source].append(author)
+        for source, names in by_source.items():
+            for start in range(0, len(names), 500):
+                cases = self.session.execute(
+                    select(CaseRow)
+                    .where(
+                        col(CaseRow.source) == source,
+                        col(CaseRow.author).in_(names[start : start + 500]),
+                        col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+                        col(CaseRow.opened_at) >= self.join_since,
+                    )
+                    .order_by(col(CaseRow.opened_at).desc(), col(CaseRow.id).desc())
+                ).scalars()
+                for case in cases:
+                    self.by_author[(source, case.author)].append(case)
+
+    def opened(self, case: CaseRow) -> None:
+        """A case the page opened: the newest of its author's."""
+        if case.author:
+            self.by_author[(case.source, case.author)].insert(0, case)
+
+    def joinable(self, post: PostRow) -> CaseRow | None:
+        """_joinable_case from what was read: the author's newest case still open and recent."""
+        if not post.author:
+            return None
+        for case in self.by_author.get((post.source, post.author), ()):
+            active = case.state in {s.value for s in ACTIVE_STATES}
+            if active and case.opened_at >= self.join_since:
+                return case
+        return None
+
+    def _index(self, post_id: int, keys: list[str], case_id: int) -> None:
+        for key in keys:
+            self.posts_by_band[key].add(post_id)
+        self.bands_of[post_id].extend(keys)
+        self.case_of[post_id] = case_id
+
+    def forget(self, post_id: int) -> None:
+        """An edited post: its old signature no longer stands for it."""
+        for key in self.bands_of.pop(post_id, []):
+            self.posts_by_band[key].discard(post_id)
+        self.case_of.pop(post_id, None)
+        self.grams.pop(post_id, None)
+
+    def add(self, post: PostRow, keys: list[str]) -> None:
+        """A post of the page now in a case: a candidate for the posts after it."""
+        assert post.id is not None and post.case_id is not None
+        self._index(post.id, keys, post.case_id)
+        self.grams[post.id] = shingles(_text(post.title, post.body), self.rules.shingle)
+        self.pending[post.id] = keys
+
+    def _active(self, case_id: int) -> bool:
+        """Active and recent: as read (the query asked), or as the page has it now."""
+        key = Session.identity_key(CaseRow, case_id)
+        case = self.session.identity_map.get(key)
+        if not isinstance(case, CaseRow):
+            return True  # not touched by this page: as the query found it
+        return case.state in {s.value for s in ACTIVE_STATES} and case.opened_at >= self.since
+
+    def nearest(self, post: PostRow, minhash: list[int] | None) -> tuple[CaseRow, float] | None:
+        if not minhash:
+            return None
+        shared: Counter[int] = Counter(
+            other for key in bands(minhash) for other in self.posts_by_band.get(key, ())
+        )
+        shared.pop(post.id or -1, None)
+        top: list[int] = []
+        for pid, _ in shared.most_common():
+            if self._active(self.case_of[pid]):
+                top.append(pid)
+                if len(top) == self.TOP:
+                    break
+        missing = [pid for pid in top if pid not in self.grams]
+        if missing:
+            for pid, title, body in self.session.execute(
+                select(col(PostRow.id), col(PostRow.title), col(PostRow.body)).where(
+                    col(PostRow.id).in_(missing)
+                )
+            ).all():
+                self.grams[pid] = shingles(_text(title, body), self.rules.shingle)
+        text = shingles(_text(post.title, post.body), self.rules.shingle)
+        best: tuple[float, int] | None = None
+        for pid in top:
+            theirs = self.grams[pid]
+            score = len(text & theirs) / len(text | theirs) if text | theirs else 0.0
+            if score >= self.rules.threshold and (best is None or score > best[0]):
+                best = (score, self.case_of[pid])
+        if best is None:
+            return None
+        case = self.session.get(CaseRow, best[1])
+        return (case, round(best[0], 2)) if case is not None else None
+
+
 def _text(title: str, body: str) -> str:
     return f"{title}。{body}" if title and title not in body else body
 
@@ -128,19 +289,32 @@ def attach_to_case(
     policy: Policy,
     now: datetime,
     minhash: list[int] | None = None,
+    near: NearIndex | None = None,
 ) -> CaseOutcome | None:
-    """Open, join or regrade the post's case; None when the grade opens no case."""
+    """Open, join or regrade the post's case; None when the grade opens no case.
+
+    `near` answers the near-duplicate and same-author lookups for a page of posts
+    (default: a query each).
+    """
     assert post.id is not None
     case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
     joined = None
     if case is None:
         if verdict.severity is Severity.NONE:
             return None
-        found = nearest_case(session, post, policy, now, minhash)
+        found = (
+            near.nearest(post, minhash)
+            if near is not None
+            else nearest_case(session, post, policy, now, minhash)
+        )
         if found is not None:
             case, joined = found
         elif verdict.severity.opens_case:
-            case = _joinable_case(session, post, policy, now)
+            case = (
+                near.joinable(post)
+                if near is not None
+                else _joinable_case(session, post, policy, now)
+            )
         else:
             return None  # P4: waits for the digest
         if case is None:
@@ -157,6 +331,8 @@ def attach_to_case(
             session.add(case)
             session.flush()
             assert case.id is not None
+            if near is not None:
+                near.opened(case)
             post.case_id = case.id
             add_event(session, case.id, "opened", now, severity=case.severity, post_id=post.id)
             return CaseOutcome(case, opened=True, raised_from=None)

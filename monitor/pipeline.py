@@ -16,15 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from monitor.bursts import group_for
 from monitor.case_actions import announce
-from monitor.cases import CaseOutcome, apply_deadlines, attach_to_case
+from monitor.cases import CaseOutcome, apply_deadlines
 from monitor.classify import Grader
-from monitor.classify.neardup import bands, signature
 from monitor.clock import Clock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
@@ -34,16 +32,14 @@ from monitor.errors import CollectorFailed, KoubeiError, SourceBlocked, describe
 from monitor.health import evaluate
 from monitor.normalize import clean_id, normalize
 from monitor.notices import Said, case_notice, quiet_until
-from monitor.platform import apply_platform
+from monitor.page_store import PAGE, pages, store_page, store_strict
 from monitor.redact import redact
 from monitor.store.notices import case_told, enqueue
-from monitor.store.posts import Change, upsert_post
 from monitor.store.quarantine import keep, release_stored
 from monitor.store.sql import lock_source_state
 from monitor.store.tables import (
     CaseEventRow,
     CaseRow,
-    MinhashBandRow,
     PostRow,
     SourceRunRow,
     VerdictRow,
@@ -149,22 +145,15 @@ def store_post(svc: Services, post: Post, result: RunResult, rejected: list[Reje
     The database being unreachable is not the post's fault: that fails the run,
     and the next run reads the post again.
     """
-    part = RunResult(source=result.source)
-    try:
-        process_post(svc, post, part)
-    except OperationalError:
-        raise
-    except Exception as exc:
-        error = describe(exc, limit=500)
-        log.warning(
-            "%s: post %s could not be stored (quarantined): %s",
-            post.source,
-            post.external_id,
-            error,
-        )
-        rejected.append(Rejected(post.source, post.external_id, "store", error, post))
-        return
-    result.absorb(part)
+    store_page(svc, [post], result, rejected, _announce)
+
+
+def store_posts(
+    svc: Services, posts: Sequence[Post], result: RunResult, rejected: list[Rejected]
+) -> None:
+    """The posts in order, a page per transaction (page_store): graded in batches."""
+    for page in pages(posts):
+        store_page(svc, page, result, rejected, _announce)
 
 
 def quarantine(svc: Services, source: str, rejected: list[Rejected]) -> int:
@@ -181,14 +170,6 @@ def quarantine(svc: Services, source: str, rejected: list[Rejected]) -> int:
             rejected[0].error,
         )
     return new
-
-
-def store_bands(session: Session, post_id: int, minhash: list[int] | None) -> None:
-    """Index the post's signature for near-duplicate lookups (an edit replaces it)."""
-    session.execute(delete(MinhashBandRow).where(col(MinhashBandRow.post_id) == post_id))
-    if minhash:
-        table = MinhashBandRow.__table__  # type: ignore[attr-defined]
-        session.execute(insert(table), [{"band": k, "post_id": post_id} for k in bands(minhash)])
 
 
 REVISIT_DAYS = 60  # complaint platforms settle most complaints well within two months
@@ -258,14 +239,9 @@ def run_source(svc: Services, source: SourceConfig) -> RunResult:
         result.fetched = len(posts) + len(rejected)
         result.error = redact(str(error)) if error else None
         result.blocked = isinstance(error, SourceBlocked)
-        # Oldest first, one transaction per post: an interrupted run leaves a stored
+        # Oldest first, one transaction per page: an interrupted run leaves a stored
         # suffix of the feed, and the next run (paging back fully) fills the rest.
-        seen: set[str] = set()
-        for post in reversed(posts):
-            if post.external_id in seen:
-                continue
-            seen.add(post.external_id)
-            store_post(svc, post, result, rejected)
+        store_posts(svc, posts[::-1], result, rejected)
     except Exception as exc:  # whatever stopped the run, it is recorded as failed
         result.error = redact(f"source {source.name!r}: the run stopped: {describe(exc)}")
     new_in_quarantine = 0
@@ -321,9 +297,10 @@ def backfill(
 ) -> RunResult:
     """Walk back through the source's history to `since`, storing as it goes.
 
-    Every post is stored in its own transaction the moment it is read, so an
-    interrupted backfill loses nothing; run it again and posts already stored
-    are skipped cheaply. The oldest point reached is kept in source_state.memory.
+    Posts are stored a page per transaction as they are read, so an interrupted
+    backfill loses at most the page in hand, which is read again when it is run
+    again (posts already stored are skipped cheaply). The oldest point reached is
+    kept in source_state.memory.
     """
     result = RunResult(source=source.name)
     with Session(svc.engine) as session, session.begin():
@@ -339,6 +316,16 @@ def backfill(
     collector = collector_class(source.kind)(deep, stop_at_known=False, memory={})
     oldest: datetime | None = None
     rejected: list[Rejected] = []
+    page: list[Post] = []
+
+    def flush() -> None:
+        nonlocal oldest
+        store_posts(svc, page, result, rejected)
+        for post in page:  # stored (or quarantined): the backfill reached it
+            oldest = post.published_at if oldest is None else min(oldest, post.published_at)
+            progress(post)
+        page.clear()
+
     try:
         for raw in collector.fetch(svc.http):
             post = normalized(raw, svc.clock.now(), rejected)
@@ -347,13 +334,17 @@ def backfill(
             if post.published_at < since:
                 break
             result.fetched += 1
-            store_post(svc, post, result, rejected)
-            oldest = post.published_at if oldest is None else min(oldest, post.published_at)
-            progress(post)
+            page.append(post)
+            if len(page) >= PAGE:
+                flush()
     except KoubeiError as exc:
         result.error = redact(str(exc))
     except Exception as exc:  # a collector bug or a payload nobody foresaw
         result.error = redact(str(CollectorFailed(source.name, exc)))
+    try:  # what was read before a failure is kept
+        flush()
+    except Exception as exc:
+        result.error = result.error or redact(f"could not store {len(page)} posts: {describe(exc)}")
     rejected[:0] = collector.rejected
     try:
         quarantine(svc, source.name, rejected)
@@ -376,75 +367,7 @@ def backfill(
 
 def process_post(svc: Services, post: Post, result: RunResult) -> None:
     """Store, grade, open or join a case and enqueue its alert: one transaction."""
-    now = svc.clock.now()
-    with Session(svc.engine) as session, session.begin():
-        post_id, change, previous_status = upsert_post(session, post, now)
-        if change is Change.UNCHANGED:
-            return
-        if change is Change.STATUS:
-            assert post.platform is not None
-            result.status_changes += 1
-            apply_platform(
-                session,
-                svc.settings,
-                session.get_one(PostRow, post_id),
-                post.platform,
-                previous_status,
-                now,
-            )
-            return
-        if change is Change.NEW:
-            result.new += 1
-        else:
-            result.edited += 1
-        row = session.get(PostRow, post_id)
-        assert row is not None
-        session.refresh(row)
-        amount = post.platform.amount if post.platform else None
-        verdict = svc.grader.grade(post.text, rating=post.rating, votes=post.votes, amount=amount)
-        verdict_row = VerdictRow(
-            post_id=post_id,
-            content_hash=post.content_hash,
-            model=verdict.model,
-            sentiment=verdict.sentiment.value,
-            sentiment_score=verdict.sentiment_score,
-            severity=verdict.severity.value,
-            categories=list(verdict.categories),
-            signals=list(verdict.signals),
-            reasons=list(verdict.reasons),
-            created_at=now,
-        )
-        session.add(verdict_row)
-        session.flush()
-        result.by_severity[verdict.severity.value] = (
-            result.by_severity.get(verdict.severity.value, 0) + 1
-        )
-        # Only posts in cases are near-duplicate candidates: others need no signature.
-        minhash = (
-            signature(post.text, svc.settings.policy.near_duplicates.shingle)
-            if verdict.severity is not Severity.NONE or row.case_id is not None
-            else None
-        )
-        outcome = attach_to_case(session, row, verdict, svc.settings.policy, now, minhash)
-        store_bands(session, post_id, minhash if row.case_id is not None else None)
-        if outcome is None:
-            return
-        if outcome.opened:
-            result.cases_opened += 1
-        # A complaint first seen already settled on its platform is recorded, not alerted.
-        settled = change is Change.NEW and post.platform is not None and post.platform.final
-        if not settled and _announce(svc, session, outcome, row, verdict_row, now):
-            result.alerts += 1
-        if post.platform is not None:
-            apply_platform(
-                session,
-                svc.settings,
-                row,
-                post.platform,
-                previous_status,
-                now,
-                settled_on_arrival=settled and outcome.opened,
-            )
+    store_strict(svc, [post], result, _announce)
 
 
 def _tell_join(

@@ -25,6 +25,7 @@ FLOORS: dict[str, int] = {
             "pipeline",
             "notices",
             "bursts",
+            "page_store",
             "cases",
             "case_actions",
             "platform",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
-from monitor.classify import Grader
+from monitor.classify import GradeInput, Grader
 from monitor.cli import app
 from monitor.collectors.appstore import AppStore
 from monitor.config import SourceConfig
@@ -237,15 +238,16 @@ def test_a_review_the_store_refuses_is_quarantined_and_newer_ones_stored(
     page(appstore, {3: {"content": {"label": "让评分程序崩溃的评论"}}})
 
     class Breaks:
-        """A grader that fails on one text, as a bug would."""
+        """A grader that fails on one text, as a bug would: its whole batch fails with it."""
 
         def __init__(self, inner: Grader) -> None:
             self.inner = inner
+            self.name = inner.name
 
-        def grade(self, text: str, **kwargs: Any) -> Verdict:
-            if "崩溃" in text:
+        def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
+            if any("崩溃" in i.text for i in items):
                 raise ZeroDivisionError("division by zero")
-            return self.inner.grade(text, **kwargs)
+            return self.inner.grade_many(items, batch_size)
 
     real = svc.grader
     svc.grader = Breaks(real)  # type: ignore[assignment]

@@ -19,6 +19,7 @@ from monitor.alerting.slack.render import SlackRenderer
 from monitor.clock import FakeClock
 from monitor.domain import CaseState, Notice, Outgoing
 from monitor.fakes.appstore import FakeAppStore
+from monitor.page_store import PAGE
 from monitor.pipeline import Services, run_source
 from monitor.store.tables import (
     AlertRow,
@@ -187,6 +188,7 @@ def test_a_process_killed_mid_run_loses_no_post_and_alerts_once(
     proc.wait(timeout=10)
     stored_at_kill = count(engine, PostRow)
     assert 150 <= stored_at_kill < 600, "the kill should land mid-run"
+    assert (stored_at_kill - 100) % PAGE == 0, "a page is stored whole or not at all"
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -46,13 +46,9 @@ def platform_values(post: Post) -> dict[str, Any]:
     }
 
 
-def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
-    """Insert the post, or update it in place when its content or platform status changed.
-
-    INSERT .. ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op in the
-    database itself, so two collectors racing on the same page store one row.
-    """
-    values = {
+def post_values(post: Post, now: datetime) -> dict[str, Any]:
+    """The post's row as stored (fetched and updated now)."""
+    return {
         "source": post.source,
         "kind": post.kind,
         "external_id": post.external_id,
@@ -69,6 +65,15 @@ def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
         "updated_at": now,
         **platform_values(post),
     }
+
+
+def upsert_post(session: Session, post: Post, now: datetime) -> Upserted:
+    """Insert the post, or update it in place when its content or platform status changed.
+
+    INSERT .. ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op in the
+    database itself, so two collectors racing on the same page store one row.
+    """
+    values = post_values(post, now)
     table = PostRow.__table__  # type: ignore[attr-defined]
     stmt = (
         dialect_insert(session)(table)
