@@ -132,7 +132,7 @@ def main() -> int:
     from monitor.training.evaluate import binary_accuracy, lending_figures_by_file
 
     settings = load_settings(env={})
-    figures: dict[str, Any] = {"threads": args.threads}
+    figures: dict[str, Any] = {"threads": args.threads, "model_name": args.model.name}
     t0 = time.perf_counter()
     clf = OnnxClassifier(args.model, threads=args.threads)
     clf.predict(["加载完成"])
@@ -273,6 +273,7 @@ def real_only(args: Any) -> int:
     clf = OnnxClassifier(args.model, threads=args.threads)
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
     figures: dict[str, Any] = {
+        "model_name": args.model.name,
         "model": real.model_figures(model_grader(settings, clf), clf),
         "rules": {"real": real.figures(lambda ts: [rules.grade(t) for t in ts])},
     }
@@ -454,7 +455,7 @@ def _lending_line(g: dict[str, Any]) -> str:
 
 def report(f: dict[str, Any]) -> None:
     m = f["model"]
-    print(f"\n== koubei-bert-small (ONNX Runtime, {f['threads']} threads) ==")
+    print(f"\n== {f['model_name']} (ONNX Runtime, {f['threads']} threads) ==")
     print(
         f"ChnSentiCorp test accuracy      {m['chnsenticorp_test']:.1%}  target >= 93%  "
         f"{_mark(m['chnsenticorp_test'] >= 0.93)}"
@@ -507,7 +508,8 @@ def report(f: dict[str, Any]) -> None:
         )
 
 
-_GRADERS = (("model", "koubei-bert-small"), ("rules", "rules grader"), ("tfidf_lr", "TF-IDF + LR"))
+def _graders(f: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return (("model", f["model_name"]), ("rules", "rules grader"), ("tfidf_lr", "TF-IDF + LR"))
 
 
 def _real_row(name: str, group: str, g: dict[str, Any]) -> str:
@@ -526,7 +528,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
         f"{'grader':<18} {'sample':<8} {'posts':>5}  {'exact':>6} {'within1':>7}  "
         f"{'P3 alerted (of)':>15}  {'calm':>5}  {'P1 no':>5}  P1 found"
     )
-    for key, name in _GRADERS:
+    for key, name in _graders(f):
         real_f = f.get(key, {}).get("real")
         for group in ("all", "random", "keyword") if real_f else ():
             print(_real_row(name if group == "all" else "", group, real_f[group]))
@@ -540,7 +542,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
         ("no post graded P1 that is not a P1", m["graded_p1_not_p1"] == 0),
     ]
     print("targets (model, both samples): " + "; ".join(f"{t} {_mark(ok)}" for t, ok in targets))
-    for key, name in _GRADERS:
+    for key, name in _graders(f):
         cats = f.get(key, {}).get("real", {}).get("all", {}).get("categories")
         if cats:
             print(f"categories, {name} (precision/recall, labelled):")
