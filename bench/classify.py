@@ -69,21 +69,44 @@ def dir_mb(path: Path, names: Sequence[str] | None = None) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def peak_memory_of_classify(texts: Sequence[str], threads: int) -> tuple[float, float]:
-    """Peak RSS (MB) and wall seconds of `koubei classify --input` over the texts, in a child."""
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
-        f.write("\n".join(texts) + "\n")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
-    subprocess.run(
-        [str(Path(sys.executable).parent / "koubei"), "classify", "--input", f.name],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
-    wall = time.perf_counter() - start
-    os.unlink(f.name)
+def config_for(model: Path, folder: Path) -> Path:
+    """The shipped config with classifier.model set to `model` (its files named absolutely)."""
+    import yaml
+
+    conf = ROOT / "config"
+    data = yaml.safe_load((conf / "koubei.yaml").read_text(encoding="utf-8"))
+    data["policy_file"] = str(conf / data.get("policy_file", "policy.yaml"))
+    data["lexicon_file"] = str(conf / data.get("lexicon_file", "lexicon.yaml"))
+    data["classifier"]["model"] = str(model.resolve())
+    path = folder / "koubei.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def peak_memory_of_classify(texts: Sequence[str], threads: int, model: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall seconds of `koubei classify --input` over the texts, in a child,
+    with `model` as the configured classifier."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = Path(tmp) / "texts.txt"
+        inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        config = config_for(model, Path(tmp))
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "koubei"),
+                "classify",
+                "--config",
+                str(config),
+                "--input",
+                str(inp),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+        wall = time.perf_counter() - start
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, wall
 
 
@@ -161,7 +184,7 @@ def main() -> int:
         **real.model_figures(grader, clf),
     }
     figures["model"] = model
-    rss, wall = peak_memory_of_classify(short_texts * 5, args.threads)
+    rss, wall = peak_memory_of_classify(short_texts * 5, args.threads, args.model)
     figures["classify_cli"] = {"texts": len(short_texts) * 5, "peak_mb": round(rss), "wall_s": wall}
 
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
