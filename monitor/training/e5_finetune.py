@@ -60,6 +60,11 @@ class E5Settings:
     lr: float = 1e-4
     category_weight: float = 3.0
     freeze_word_embeddings: bool = True
+    # Optional stage 2b, as pipeline.py's specialise stage: passes over the lending train file
+    # with as many public reviews beside it, category and level loss weighted up. 0: skipped.
+    specialise_epochs: float = 0.0
+    specialise_lr: float = 5e-5
+    specialise_category_weight: float = 10.0
     threads: int | None = None
 
 
@@ -74,6 +79,7 @@ class E5Data:
     real_dev: list[Joined]
     vocab_texts: list[str]
     counts: dict[str, int]
+    specialise: list[Example]
 
 
 def gather(data_dir: Path, es: E5Settings, lending_dir: Path = LENDING_DIR) -> E5Data:
@@ -86,6 +92,7 @@ def gather(data_dir: Path, es: E5Settings, lending_dir: Path = LENDING_DIR) -> E
     _, ccf_held = read_ccf(data_dir)
     lending_train = read_lending(lending_dir / "train.tsv")
     lending_eval = evaluation_sets(lending_dir)
+    lending_once = lending_examples(lending_train, 1)
     never = [
         *texts_of(lending_eval),
         *(j.text for j in real.split("heldout")),
@@ -120,7 +127,8 @@ def gather(data_dir: Path, es: E5Settings, lending_dir: Path = LENDING_DIR) -> E
         # bench/classify.py reads this: the CCF held-out third was never trained on
         "ccf_heldout_unseen": 1,
     }
-    return E5Data(examples, real_dev, vocab_texts, counts)
+    beside = rng.sample(sample, min(len(sample), len(lending_once)))
+    return E5Data(examples, real_dev, vocab_texts, counts, lending_once + beside)
 
 
 def _timed(fn: Any) -> dict[str, Any]:
@@ -169,7 +177,11 @@ def train_e5(
     ft_key = stages.key(
         cut=cut_key,
         examples=[(e.text, e.sentiment, e.categories, e.severity) for e in data.examples],
-        settings={k: v for k, v in asdict(es).items() if k not in ("name", "threads")},
+        settings={
+            k: v
+            for k, v in asdict(es).items()
+            if k not in ("name", "threads") and not k.startswith("specialise")
+        },
     )
 
     def run_ft() -> dict[str, Any]:
@@ -188,6 +200,34 @@ def train_e5(
         )
 
     ft_info = stages.run(ft, ft_key, "the fine-tuned encoder", lambda: _timed(run_ft))
+    sp_info: dict[str, Any] = {}
+    if es.specialise_epochs > 0:
+        sp = work / f"specialise{es.layers}"
+        sp_key = stages.key(
+            finetune=ft_key,
+            examples=[(e.text, e.sentiment, e.categories, e.severity) for e in data.specialise],
+            epochs=es.specialise_epochs,
+            lr=es.specialise_lr,
+            weight=es.specialise_category_weight,
+        )
+
+        def run_sp() -> dict[str, Any]:
+            rng = seed_everything(es.seed + 2, es.threads)
+            return finetune(
+                ft,
+                tok,
+                data.specialise,
+                sp,
+                rng,
+                epochs=es.specialise_epochs,
+                batch_size=es.batch_size,
+                lr=es.specialise_lr,
+                category_weight=es.specialise_category_weight,
+                freeze_word_embeddings=es.freeze_word_embeddings,
+            )
+
+        sp_info = stages.run(sp, sp_key, "the specialised encoder", lambda: _timed(run_sp))
+        ft = sp
 
     export_started = time.monotonic()
     out = out_root / es.name
@@ -242,6 +282,7 @@ def train_e5(
             **asdict(es),
             "cut": cut_info,
             "finetune": ft_info,
+            "specialise": sp_info,
             "export_minutes": export_minutes,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -269,12 +310,14 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--name", default=None)
+    p.add_argument("--specialise-epochs", type=float, default=0.0)
     a = p.parse_args()
     es = E5Settings(
         name=a.name or f"koubei-e5-small{a.layers}",
         layers=a.layers,
         epochs=a.epochs,
         threads=a.threads,
+        specialise_epochs=a.specialise_epochs,
     )
     m = train_e5(a.data_dir, a.e5_dir, a.out, a.work, load_settings(env={}), es)
     print(json.dumps({k: m[k] for k in ("model", "encoder", "shipped_onnx", "training")}, indent=1))
