@@ -44,7 +44,6 @@ from monitor.training.pipeline import _SENT, _check_export, evaluate, lending_ex
 from monitor.training.prune import prune_checkpoint
 from monitor.training.real_eval import read_ccf, real_figures
 
-
 MAX_MODEL_BYTES = 50_000_000  # model files in the repository stay under 50 MB
 
 
