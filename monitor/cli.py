@@ -389,6 +389,9 @@ def train(
         typer.Option(help="e5-small converted by `python -m monitor.training.e5s1 DIR`"),
     ] = None,
     layers: Annotated[int, typer.Option(help="with --encoder e5: e5 layers kept")] = 6,
+    specialise_epochs: Annotated[
+        float, typer.Option(help="with --encoder e5: lending specialise passes (0: none)")
+    ] = 0.0,
 ) -> None:
     """Train the grader's transformer from the public data and the lending set (needs torch)."""
     if encoder not in ("bert-small", "e5"):
@@ -426,6 +429,7 @@ def train(
             epochs=finetune_epochs,
             seed=E5Settings.seed if seed is None else seed,
             threads=threads,
+            specialise_epochs=specialise_epochs,
         )
         try:
             metrics = train_e5(folder, e5_dir, out, work / e5_name, settings, es)
