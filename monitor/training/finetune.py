@@ -58,6 +58,7 @@ def finetune(
     batch_size: int = 32,
     lr: float = 2e-4,
     category_weight: float = 1.0,
+    freeze_word_embeddings: bool = False,
 ) -> dict[str, float]:
     # The pretrained folder has an MLM head and no classifier: the load report saying so is noise.
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
@@ -68,6 +69,10 @@ def finetune(
         label2id={name: i for i, name in enumerate(DEFAULT_LABELS)},
         problem_type="multi_label_classification",  # informational: the loss below is our own
     )
+    if freeze_word_embeddings:
+        # A pretrained table keeps the pieces the labelled text never shows where the
+        # encoder expects them; it is also most of the parameters AdamW would update.
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     model.train()
     started = time.monotonic()
     rows = encode(tok, [e.text for e in examples])
