@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from monitor.alerting.blocks import CATEGORY_LABELS
+from monitor.notices import CATEGORY_LABELS
 from monitor.reports import charts
 from monitor.reports.figures import jsonable
 from monitor.reports.period import SHANGHAI
