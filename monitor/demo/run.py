@@ -424,7 +424,7 @@ class Demo:
         self.cycle(svc, sink)
         uploads = [u for u in self.slack.uploads if u.get("channel") == CHANNELS["exec-reports"]]
         print(f"\n== Monthly report {period.label} ==")
-        print(result.summary)
+        print(result.summary_for_terminal())
         print(
             f"  wrote {result.written.html.parent}/ (report.html, report.pdf, cases.csv, "
             f"figures.json); PDF posted to #exec-reports: {len(uploads)} file(s)"
