@@ -230,6 +230,7 @@ def test_heartbeat_health_and_deadman_alert(
     drain_outbox(svc.engine, sink_for(svc), svc.settings.app.outbox, clock)
     ops = slack.posts_in("#koubei-ops")
     assert len(ops) == 1 and "停止了约 45 分钟" in ops[0].text
+    assert (ops[0].metadata or {})["event_payload"]["severity"] == "P1"  # as before notices
 
 
 def test_500_alerts_over_3_channels_paced_and_all_delivered(

@@ -178,7 +178,7 @@ class SlackRenderer:
         return coloured(text, colour, blocks, self.metadata(out.alert_id, notice))
 
     def metadata(self, alert_id: int, notice: Notice) -> dict[str, Any]:
-        grade = notice.grade.value if notice.grade else "P2"
+        grade = notice.grade.value if notice.grade else str(notice.extra.get("severity") or "P2")
         return message_metadata(alert_id, notice.case_id, grade)
 
     def status_line(self, notice: Notice) -> str:
