@@ -192,7 +192,7 @@ class DatabaseCollector(Collector):
         outbox = GaugeMetricFamily(
             "koubei_outbox_deliveries",
             "Deliveries by sink and state: pending, failing (pending after a failed try), "
-            "failed (refused for good or sent-unconfirmed, in `koubei deliveries`), sent",
+            "failed (refused for good, listed by `koubei deliveries`), sent",
             labels=["state", "sink"],
         )
         pending = col(DeliveryRow.status) == DeliveryStatus.PENDING.value
