@@ -143,7 +143,8 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
     robot_dump = json.dumps(robot, ensure_ascii=False)
     assert "13812345678" not in robot_dump and "110101199003074578" not in robot_dump
     assert re.search(
-        r"== 企业微信 pr-wecom \(new P1 cases\): \d+ message\(s\) ==\n.*【P1】新投诉.*\n"
+        r"== WeCom group pr-wecom \(企业微信\), new P1 cases: \d+ message\(s\) ==\n"
+        r".*【P1】新投诉.*\n"
         r"  提醒：<@ZhangWei>.*\n  case link: http://127\.0\.0\.1:8080/cases/\d+",
         result.stdout,
     )

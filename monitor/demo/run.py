@@ -289,8 +289,8 @@ class Demo:
         print(f"Grader {svc.grader.name} agrees with the hand labels on {agreement}.")
         p1 = sum(1 for m in self.slack.messages if m.thread_ts is None and _grade(m) == "P1")
         print(
-            f"企业微信 group pr-wecom received {len(self.wecom.received)} message(s) beside "
-            f"Slack's {p1} P1 case message(s); {len(self.wecom.refused)} refused"
+            f"WeCom group pr-wecom (企业微信) received {len(self.wecom.received)} message(s) "
+            f"beside Slack's {p1} P1 case message(s); {len(self.wecom.refused)} refused"
         )
         print(
             f"Outputs in {self.out}/: slack_messages.json, wecom_messages.json, posts.jsonl, "
@@ -458,7 +458,7 @@ class Demo:
         """What the PR team's 企业微信 group got for the first P1, beside Slack's message."""
         contents = self.wecom.contents()
         first = next((c for c in contents if "P1" in c.splitlines()[0]), None)
-        print(f"== 企业微信 pr-wecom (new P1 cases): {len(contents)} message(s) ==")
+        print(f"== WeCom group pr-wecom (企业微信), new P1 cases: {len(contents)} message(s) ==")
         if first is None:
             print("  no P1 reached the WeCom group")
             return
