@@ -541,7 +541,7 @@ def report(
             f"{period.key}: no cases were opened and no posts collected in this period; "
             "the report says so and shows no rates"
         )
-    typer.echo(result.summary)
+    typer.echo(result.summary_for_terminal())
     for path in (
         result.written.html,
         result.written.pdf,

@@ -8,7 +8,7 @@ the same truth; what happens inside one process is counted here.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -48,18 +48,23 @@ SCHEDULER_BEAT = Gauge(
 )
 DELIVERY_SECONDS = Histogram(
     "koubei_delivery_latency_seconds",
-    "From an alert being queued to its delivery being confirmed (outbox job)",
+    "From an alert being queued to its delivery being confirmed (outbox job), by sink",
+    ["sink"],
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
     registry=REGISTRY,
 )
+# The names are Slack's from before other sinks; the sink label says whose answer it was.
 SLACK_RATE_LIMITED = Counter(
     "koubei_slack_rate_limited",
-    "Slack answers of HTTP 429 that made this instance wait",
+    "Rate-limit answers that made this instance wait (Slack's HTTP 429, a robot's "
+    "rate-limit code), by sink",
+    ["sink"],
     registry=REGISTRY,
 )
 SLACK_RATE_LIMIT_WAIT = Counter(
     "koubei_slack_rate_limit_wait_seconds",
-    "Seconds this instance waited on Slack's Retry-After",
+    "Seconds this instance waited (or put a delivery off) on a sink's rate limit, by sink",
+    ["sink"],
     registry=REGISTRY,
 )
 GRADING_SECONDS = Histogram(
@@ -78,7 +83,11 @@ GRADED = Counter(
 
 
 class CountingRateLimitHandler(RateLimitErrorRetryHandler):
-    """slack-sdk's 429 retry, counting each wait and its length."""
+    """slack-sdk's 429 retry, counting each wait and its length for the sink `sink`."""
+
+    def __init__(self, *, sink: str = "slack", max_retry_count: int = 1) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.sink = sink
 
     def prepare_for_next_attempt(
         self,
@@ -92,8 +101,15 @@ class CountingRateLimitHandler(RateLimitErrorRetryHandler):
         super().prepare_for_next_attempt(
             state=state, request=request, response=response, error=error
         )
-        SLACK_RATE_LIMITED.inc()
-        SLACK_RATE_LIMIT_WAIT.inc(time.monotonic() - started)
+        SLACK_RATE_LIMITED.labels(self.sink).inc()
+        SLACK_RATE_LIMIT_WAIT.labels(self.sink).inc(time.monotonic() - started)
+
+
+def count_rate_limits(waits: Mapping[str, Sequence[float]]) -> None:
+    """The outbox's rate-limit answers (sink -> seconds each asked to wait), counted."""
+    for sink, seconds in waits.items():
+        SLACK_RATE_LIMITED.labels(sink).inc(len(seconds))
+        SLACK_RATE_LIMIT_WAIT.labels(sink).inc(sum(seconds))
 
 
 class TimedGrader:

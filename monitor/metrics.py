@@ -43,6 +43,9 @@ def _ts(value: datetime | None) -> float:
     return value.timestamp() if value is not None else 0.0
 
 
+_STATES = ("pending", "failing", "failed", "sent")
+
+
 class DatabaseCollector(Collector):
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
@@ -188,25 +191,35 @@ class DatabaseCollector(Collector):
     def _outbox(self, s: Session, now: datetime) -> Iterator[Any]:
         outbox = GaugeMetricFamily(
             "koubei_outbox_deliveries",
-            "Deliveries by state: pending, failing (pending after a failed try), sent",
-            labels=["state"],
+            "Deliveries by sink and state: pending, failing (pending after a failed try), "
+            "failed (refused for good, listed by `koubei deliveries`), sent",
+            labels=["state", "sink"],
         )
         pending = col(DeliveryRow.status) == DeliveryStatus.PENDING.value
-        counts = {"pending": 0, "failing": 0, "sent": 0}
-        for status, failing, count in s.execute(
+        counts: dict[str, dict[str, int]] = {}  # each sink with deliveries, every state
+        for sink, status, failing, count in s.execute(
             select(
+                col(DeliveryRow.sink),
                 col(DeliveryRow.status),
                 col(DeliveryRow.last_error).is_not(None),
                 func.count(),
-            ).group_by(col(DeliveryRow.status), col(DeliveryRow.last_error).is_not(None))
+            ).group_by(
+                col(DeliveryRow.sink),
+                col(DeliveryRow.status),
+                col(DeliveryRow.last_error).is_not(None),
+            )
         ):
+            mine = counts.setdefault(sink, dict.fromkeys(_STATES, 0))
             if status == DeliveryStatus.SENT.value:
-                counts["sent"] += count
+                mine["sent"] += count
+            elif status == DeliveryStatus.FAILED.value:
+                mine["failed"] += count
             else:
-                counts["pending"] += count
-                counts["failing"] += count if failing else 0
-        for state, count in counts.items():
-            outbox.add_metric([state], count)
+                mine["pending"] += count
+                mine["failing"] += count if failing else 0
+        for sink, states in sorted(counts.items()):
+            for state, count in states.items():
+                outbox.add_metric([state, sink], count)
         yield outbox
         oldest = s.execute(select(func.min(col(DeliveryRow.created_at))).where(pending)).scalar()
         age = GaugeMetricFamily(

@@ -38,6 +38,7 @@ from monitor.counters import (
     JOB_SECONDS,
     LEASE_TAKEOVERS,
     SCHEDULER_BEAT,
+    count_rate_limits,
 )
 from monitor.domain import DeliveryStatus, Severity
 from monitor.errors import describe
@@ -191,6 +192,7 @@ def _outbox_job(svc: Services, sink: Sink) -> None:
         log.info(
             "outbox: sent %d, failed %d, pending %d", report.sent, report.failed, report.pending
         )
+    count_rate_limits(report.waits)
     if report.sent:
         _observe_latency(svc, started)
 
@@ -198,13 +200,15 @@ def _outbox_job(svc: Services, sink: Sink) -> None:
 def _observe_latency(svc: Services, since: datetime) -> None:
     with Session(svc.engine) as session:
         rows = session.execute(
-            select(col(DeliveryRow.created_at), col(DeliveryRow.sent_at)).where(
+            select(
+                col(DeliveryRow.sink), col(DeliveryRow.created_at), col(DeliveryRow.sent_at)
+            ).where(
                 col(DeliveryRow.status) == DeliveryStatus.SENT.value,
                 col(DeliveryRow.sent_at) >= since,
             )
         ).all()
-    for created, sent in rows:
-        DELIVERY_SECONDS.observe(max(0.0, (sent - created).total_seconds()))
+    for sink, created, sent in rows:
+        DELIVERY_SECONDS.labels(sink).observe(max(0.0, (sent - created).total_seconds()))
 
 
 def _sla_job(svc: Services) -> None:

@@ -127,6 +127,27 @@ def test_demo_shows_every_grade_reaching_slack(tmp_path: Path) -> None:
     messages = json.loads((out / "slack_messages.json").read_text(encoding="utf-8"))
     dump = json.dumps(messages, ensure_ascii=False)
     assert "13812345678" not in dump and "qingtian88@example.com" not in dump
+    # Each new P1 case reached the PR team's 企业微信 group beside Slack, once, masked.
+    p1 = [
+        m["text"]
+        for m in messages
+        if m["thread_ts"] is None
+        and (m["metadata"] or {}).get("event_payload", {}).get("severity") == "P1"
+    ]
+    robot = json.loads((out / "wecom_messages.json").read_text(encoding="utf-8"))
+    contents = [r["body"]["markdown"]["content"] for r in robot]
+    first = re.search(r"工单 #(\d+)", p1[0])
+    assert first is not None
+    assert sum(f"【P1】新投诉（工单 #{first.group(1)}）" in c for c in contents) == 1
+    assert len(contents) == len(p1) > 0
+    robot_dump = json.dumps(robot, ensure_ascii=False)
+    assert "13812345678" not in robot_dump and "110101199003074578" not in robot_dump
+    assert re.search(
+        r"== WeCom group pr-wecom \(企业微信\), new P1 cases: \d+ message\(s\) ==\n"
+        r".*【P1】新投诉.*\n"
+        r"  提醒：<@ZhangWei>.*\n  case link: http://127\.0\.0\.1:8080/cases/\d+",
+        result.stdout,
+    )
     assert (out / "posts.jsonl").exists()
 
 

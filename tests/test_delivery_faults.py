@@ -13,23 +13,25 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import plain_message
 from monitor.alerting.digest import enqueue_digest
 from monitor.alerting.outbox import DrainReport, drain_outbox, ops_target
-from monitor.alerting.render import render_case
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.sla import sweep
+from monitor.alerting.slack.render import SlackRenderer
+from monitor.case_actions import case_rows
 from monitor.clock import FakeClock
-from monitor.domain import AlertKind, Severity
+from monitor.domain import AlertKind, DeliveryStatus, Notice, Outgoing, Severity
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack, Message
+from monitor.notices import case_notice
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import CaseRow, DeliveryRow, PostRow
+from monitor.store.notices import enqueue
+from monitor.store.tables import AlertRow, CaseRow, DeliveryRow, PostRow
 from tests.conftest import SLACK_TOKEN, review, reviews
 
 OPS = "#koubei-ops"
@@ -86,18 +88,34 @@ def test_a_thread_reply_whose_answer_was_lost_is_not_posted_twice(
 
 def queue_file(svc: Services, path: Path) -> None:
     with Session(svc.engine) as session, session.begin():
-        enqueue_alert(
-            session,
-            svc.settings,
+        notice = Notice(
             kind=AlertKind.DIGEST,
-            severity=Severity.P4,
             dedup_key=f"report:test:{path.name}",
-            case_id=None,
-            now=svc.clock.now(),
-            channel_key="executives",
-            method="file",
-            build=lambda _alert_id: {"text": "2026年11月 报告", "file": str(path)},
+            route="executives",
+            headline="2026年11月 报告",
+            grade=Severity.P4,
+            file=str(path),
         )
+        enqueue(session, svc.settings, notice, svc.clock.now(), method="file")
+
+
+def rendered_case(svc: Services, alert_id: int) -> dict[str, Any]:
+    """The case's Slack message as the sink renders it now, from the case as it is."""
+    with Session(svc.engine) as s:
+        case = s.execute(select(CaseRow)).scalar_one()
+        post, verdict = case_rows(s, case)
+        notice = case_notice(
+            svc.settings,
+            case,
+            post,
+            verdict,
+            kind=AlertKind.NEW_CASE,
+            dedup_key=f"render:{case.id}",
+            headline="新投诉",
+            now=svc.clock.now(),
+        )
+    out = Outgoing(0, alert_id, "post", "#pr-crisis", notice, svc.clock.now())
+    return SlackRenderer(svc.settings.policy).render(out)
 
 
 def test_a_report_whose_upload_answer_was_lost_is_not_uploaded_twice(
@@ -131,17 +149,7 @@ def test_an_ampersand_flood_is_escaped_then_cut_and_slack_takes_it(
     body = texts[1]
     assert "&amp;&amp;" in body and body.endswith("…")
     assert "&amp" not in body.replace("&amp;", "")  # no entity cut in half
-    with Session(svc.engine) as s:  # rendered within limits already, not only cut at sending
-        case = s.execute(select(CaseRow)).scalar_one()
-        message = render_case(
-            s,
-            svc.settings.policy,
-            case,
-            alert_id=9,
-            headline="新投诉",
-            tz=svc.tz,
-            now=svc.clock.now(),
-        )
+    message = rendered_case(svc, 9)  # rendered within limits, not only cut at sending
     rendered = message["attachments"][0]["blocks"]
     assert all(len(b["text"]["text"]) <= 3000 for b in rendered if "text" in b)
 
@@ -149,17 +157,40 @@ def test_an_ampersand_flood_is_escaped_then_cut_and_slack_takes_it(
 def test_an_over_long_message_queued_before_the_limits_is_cut_at_sending(
     svc: Services, slack: FakeSlack
 ) -> None:
+    text = "&amp;" * 725  # a Slack message as an older version queued it, over the limit
     with Session(svc.engine) as session, session.begin():
-        enqueue_alert(
-            session,
-            svc.settings,
-            kind=AlertKind.SURGE,
-            severity=Severity.P3,
+        alert = AlertRow(
             dedup_key="surge:old",
-            case_id=None,
-            now=svc.clock.now(),
+            kind=AlertKind.SURGE.value,
+            severity="P3",
             channel_key="complaints",
-            build=lambda alert_id: plain_message(alert_id, "P3", "&amp;" * 725, "#FBC02D"),
+            created_at=svc.clock.now(),
+        )
+        session.add(alert)
+        session.flush()
+        assert alert.id is not None
+        alert.payload = {
+            "text": text,
+            "attachments": [
+                {
+                    "color": "#FBC02D",
+                    "fallback": text,
+                    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+                }
+            ],
+            "metadata": {
+                "event_type": "koubei_alert",
+                "event_payload": {"alert_id": alert.id, "case_id": 0, "severity": "P3"},
+            },
+        }
+        session.add(
+            DeliveryRow(
+                alert_id=alert.id,
+                channel="#complaints",
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=svc.clock.now(),
+                created_at=svc.clock.now(),
+            )
         )
     report = drain(svc)
     assert report.sent == 1 and slack.refused == []
@@ -305,17 +336,7 @@ def test_scraped_text_loses_invisible_characters_and_cannot_spoof_a_link(
         post = s.execute(select(PostRow)).scalar_one()
         post.url = "https://evil.example/|官方客服>x"
         s.commit()
-    with Session(svc.engine) as s:
-        case = s.execute(select(CaseRow)).scalar_one()
-        message = render_case(
-            s,
-            svc.settings.policy,
-            case,
-            alert_id=99,
-            headline="新投诉",
-            tz=svc.tz,
-            now=svc.clock.now(),
-        )
+    message = rendered_case(svc, 99)
     shown = json.dumps(message, ensure_ascii=False)
     assert not any(c in shown for c in HIDDEN)
     assert "乱扣费" in shown and "标题" in shown

@@ -102,7 +102,7 @@ def test_the_outbox_loads_no_sink_renderer_or_collector() -> None:
     probe = (
         "import sys, monitor.alerting.outbox\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('slack_sdk', "
-        "'monitor.collectors', 'monitor.alerting.slack', 'monitor.alerting.blocks', "
+        "'monitor.collectors', 'monitor.alerting.slack', "
         "'monitor.alerting.sinks')))\n"
         "print(','.join(bad))"
     )

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
+from monitor.app import make_sinks
 from monitor.clock import FakeClock
+from monitor.config import load_settings
 from monitor.counters import TimedGrader
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
-from monitor.metrics import database_registry, serve_metrics
+from monitor.fakes.wecom import FakeWeCom
+from monitor.metrics import database_registry, exposition, serve_metrics
 from monitor.pipeline import Services, run_source
-from monitor.scheduler import Job, JobRunner
+from monitor.scheduler import Job, JobRunner, _outbox_job
 from monitor.store.leases import Leases
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
 from monitor.web.interactions import Interactions
-from tests.conftest import SLACK_TOKEN, reviews
+from tests.conftest import SLACK_TOKEN, reviews, write_config
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -59,12 +64,12 @@ def test_serve_metrics_show_runs_posts_grades_cases_outbox_and_leases(
     assert got[("koubei_verdicts_total", (("severity", "P1"),))] == 3
     assert got[("koubei_cases_opened_total", (("severity", "P1"),))] == 3
     assert got[("koubei_cases_acknowledged_total", (("severity", "P1"),))] == 0
-    assert got[("koubei_outbox_deliveries", (("state", "sent"),))] == len(slack.messages) > 0
-    assert got[("koubei_outbox_deliveries", (("state", "pending"),))] == 0
+    slack_sent = (("sink", "slack"), ("state", "sent"))
+    assert got[("koubei_outbox_deliveries", slack_sent)] == len(slack.messages) > 0
+    assert got[("koubei_outbox_deliveries", (("sink", "slack"), ("state", "pending")))] == 0
     assert got[("koubei_outbox_oldest_pending_seconds", ())] == 0
     holder = (("holder", "host-a:1:abc"), ("job", "source:appstore-cn"))
     assert got[("koubei_job_lease_holder", holder)] == 1
-    assert ("koubei_slack_rate_limited_total", ()) in got
     assert got[("koubei_graded_posts_total", (("grader", svc.grader.name),))] >= 5
     assert got[("koubei_grading_seconds_count", (("grader", svc.grader.name),))] >= 1
 
@@ -77,7 +82,7 @@ def test_an_undelivered_alert_shows_as_a_stuck_outbox(
     clock.advance(timedelta(minutes=10))
     text = serve_and_get(svc, JobRunner(svc), "/metrics")[1]
     got = samples(text)
-    assert got[("koubei_outbox_deliveries", (("state", "pending"),))] >= 1
+    assert got[("koubei_outbox_deliveries", (("sink", "slack"), ("state", "pending")))] >= 1
     assert got[("koubei_outbox_oldest_pending_seconds", ())] == 600
 
 
@@ -106,3 +111,49 @@ def test_koubei_run_serves_its_heartbeat_and_job_counters(svc: Services) -> None
     assert got[("koubei_job_runs_total", (("job", "surge"), ("outcome", "ok")))] >= 1
     assert got[("koubei_job_lease_holder", (("holder", "me"), ("job", "surge")))] == 1
     assert got[("koubei_scheduler_heartbeat_timestamp_seconds", ())] > 0
+
+
+def test_outbox_metrics_say_which_sink(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Sent, failed and pending deliveries, their latency and the rate-limit waits, by sink."""
+    with FakeWeCom(clock=clock.timestamp) as wecom:
+        path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["sinks"] = [
+            {"name": "slack", "kind": "slack"},
+            {"name": "pr-wecom", "kind": "wecom", "url_env": "PR_WECOM_URL", "grades": ["P1"]},
+        ]
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        env = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "PR_WECOM_URL": wecom.webhook}
+        svc.settings = load_settings(path, env=env)
+        sinks = make_sinks(svc.settings, env)
+        before = samples(exposition(database_registry(svc.engine, clock))[0].decode())
+        waited = ("koubei_slack_rate_limit_wait_seconds_total", (("sink", "pr-wecom"),))
+        latency = ("koubei_delivery_latency_seconds_count", (("sink", "pr-wecom"),))
+        appstore.reviews = reviews(2, content="催收威胁要上门")
+        run_source(svc, svc.settings.source("appstore-cn"))
+        wecom.faults.rate_limited = 1  # the first P1: "api freq out of limit", wait a minute
+        _outbox_job(svc, sinks)
+        wecom.refuse(93000)  # the second: the webhook's key was revoked, refused for good
+        clock.advance(timedelta(seconds=61))
+        _outbox_job(svc, sinks)
+        got = samples(exposition(database_registry(svc.engine, clock))[0].decode())
+        for sink in sinks.values():
+            getattr(sink, "close", lambda: None)()
+
+    def state(sink: str, name: str) -> float:
+        return got[("koubei_outbox_deliveries", (("sink", sink), ("state", name)))]
+
+    # Slack: the two cases, and #koubei-ops told of the robot's refusal.
+    assert state("slack", "sent") == 3 and state("slack", "failed") == 0
+    assert state("pr-wecom", "sent") == 1 and state("pr-wecom", "failed") == 1
+    assert state("pr-wecom", "pending") == 0
+    assert (
+        got[("koubei_slack_rate_limited_total", (("sink", "pr-wecom"),))]
+        - before.get(("koubei_slack_rate_limited_total", (("sink", "pr-wecom"),)), 0)
+        == 1
+    )
+    assert got[waited] - before.get(waited, 0) == 60  # WeCom's published window
+    assert got[latency] - before.get(latency, 0) == 1
+    assert got[("koubei_delivery_latency_seconds_count", (("sink", "slack"),))] >= 2

@@ -28,20 +28,30 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.sinks import SlackSink
+from monitor.alerting.wecom import WeComSink
 from monitor.cases import apply_deadlines
 from monitor.clock import FakeClock
 from monitor.config import Settings
+from monitor.domain import MARK, Notice, Outgoing
 from monitor.fakes.slack import FakeSlack
 from monitor.reports import charts
 from monitor.reports.figures import compute
 from monitor.reports.period import iso_week, last_complete, month
 from monitor.reports.run import make_report, queue_report_post
-from monitor.store.tables import CaseEventRow, CaseRow, PostRow, SourceRunRow, VerdictRow
+from monitor.store.tables import (
+    AlertRow,
+    CaseEventRow,
+    CaseRow,
+    DeliveryRow,
+    PostRow,
+    SourceRunRow,
+    VerdictRow,
+)
 from tests.conftest import SLACK_TOKEN
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -372,6 +382,22 @@ def test_report_goes_to_the_executives_channel_with_the_pdf(
     upload = slack.uploads[0]
     assert upload["channel"] == "C0EXECRE01" and upload["bytes"].startswith(b"%PDF")
     assert "办结率：42.9%" in upload["initial_comment"]
+    # The title is marked bold in the notice; each sink writes bold its own way.
+    assert upload["initial_comment"].startswith("*消费者权益保护报告 · 2026年11月*")
+    assert MARK not in upload["initial_comment"]
+    with Session(engine) as s:
+        alert = s.execute(
+            select(AlertRow).where(col(AlertRow.dedup_key).startswith("report:"))
+        ).scalar_one()
+        delivery = s.execute(
+            select(DeliveryRow).where(col(DeliveryRow.alert_id) == alert.id)
+        ).scalar_one()
+    notice = Notice.from_json(alert.payload)
+    out = Outgoing(delivery.id or 0, alert.id or 0, "post", "pr-wecom", notice, clock.now())
+    wecom = WeComSink.connect("pr-wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")
+    content = str(wecom.render(out)["markdown"])
+    assert "消费者权益保护报告 · 2026年11月" in content and MARK not in content
+    assert "*消费者" not in content  # no Slack bold leaking into the robot's markdown
 
 
 def test_chinese_labels_render_with_a_cjk_font() -> None:

@@ -11,8 +11,6 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from monitor import case_actions
-from monitor.alerting.alerts import enqueue_alert
-from monitor.alerting.blocks import plain_message
 from monitor.alerting.outbox import drain_outbox
 from monitor.alerting.routing import oncall_at, quiet_until
 from monitor.alerting.sinks import SlackSink
@@ -23,8 +21,10 @@ from monitor.collectors.http import HttpClient
 from monitor.domain import AlertKind, Severity
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack, Message
+from monitor.notices import message_notice
 from monitor.pipeline import Services, run_source
 from monitor.store.engine import make_engine
+from monitor.store.notices import enqueue
 from monitor.store.tables import CaseEventRow, CaseRow, DeliveryRow, SinkMessageRow
 from monitor.watchdog import beat, check_deadman, health
 from tests.conftest import SLACK_TOKEN, review, reviews
@@ -230,6 +230,7 @@ def test_heartbeat_health_and_deadman_alert(
     drain_outbox(svc.engine, sink_for(svc), svc.settings.app.outbox, clock)
     ops = slack.posts_in("#koubei-ops")
     assert len(ops) == 1 and "停止了约 45 分钟" in ops[0].text
+    assert (ops[0].metadata or {})["event_payload"]["severity"] == "P1"  # as before notices
 
 
 def test_500_alerts_over_3_channels_paced_and_all_delivered(
@@ -243,17 +244,15 @@ def test_500_alerts_over_3_channels_paced_and_all_delivered(
     with Session(svc.engine) as s, s.begin():
         for i in range(500):  # arriving over 60 seconds
             at = start + timedelta(seconds=60 * i / 500)
-            enqueue_alert(
-                s,
-                svc.settings,
+            notice = message_notice(
                 kind=AlertKind.SURGE,
-                severity=Severity.P2,
                 dedup_key=f"load:{i}",
-                case_id=None,
-                now=at,
-                channel_key=keys[i % 3],
-                build=lambda alert_id: plain_message(alert_id, "P2", "load", "#000000"),
+                route=keys[i % 3],
+                text="load",
+                colour="#000000",
+                grade=Severity.P2,
             )
+            enqueue(s, svc.settings, notice, at)
     clock.advance(timedelta(seconds=60))
     begin = clock.now()
     report = drain_outbox(svc.engine, sink_for(svc), svc.settings.app.outbox, clock, limit=10_000)

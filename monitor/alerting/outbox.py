@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,6 +74,7 @@ class DrainReport:
     given_up: int = 0  # refused for good this drain
     unconfirmed: int = 0  # maybe sent by a sink that cannot be asked: not sent again
     rate_limited: int = 0  # the sink asked us to wait: waiting, not counted as failed
+    waits: dict[str, list[float]] = field(default_factory=dict)  # sink -> seconds asked
 
 
 @dataclass(frozen=True)
@@ -517,6 +518,7 @@ def drain_outbox(
                     exc.retry_after,
                 )
                 report.rate_limited += 1
+                report.waits.setdefault(claim.sink, []).append(exc.retry_after)
             else:
                 log.warning(
                     "alert %d not delivered by %s (attempt %d): %s",

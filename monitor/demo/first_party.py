@@ -9,7 +9,7 @@ cases (回访), so the month's report has follow-up satisfaction and a follow-up
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session, col, select
 
 from monitor.alerting.outbox import drain_outbox
-from monitor.alerting.review_replies import AppStoreReplySink, RoutingSink
+from monitor.alerting.review_replies import AppStoreReplySink
 from monitor.case_actions import Actor
 from monitor.clock import FakeClock
 from monitor.config import Settings, SourceConfig
@@ -27,7 +27,7 @@ from monitor.fakes.app_backend import FakeAppBackend
 from monitor.fakes.appstoreconnect import ConnectReview, FakeAppStoreConnect, ReviewResponse
 from monitor.followups import record_followup
 from monitor.pipeline import Services, run_source
-from monitor.replies import record_reply
+from monitor.replies import REPLY_SINK, record_reply
 from monitor.store.tables import CaseRow, PostRow
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
@@ -164,7 +164,7 @@ def collect_connect(svc: Services, fake: FakeAppStoreConnect, source: SourceConf
 
 
 def reply_to_a_review(
-    svc: Services, fake: FakeAppStoreConnect, source: SourceConfig, messages: Sink
+    svc: Services, fake: FakeAppStoreConnect, source: SourceConfig, sinks: Mapping[str, Sink]
 ) -> str:
     """PR answers the fee complaint on the App Store, through the outbox and Apple's API."""
     with Session(svc.engine) as s:
@@ -183,7 +183,7 @@ def reply_to_a_review(
     with Session(svc.engine) as s, s.begin():
         case = s.get_one(CaseRow, post.case_id)
         said = record_reply(s, svc.settings, case, Actor("U0PRLEAD01"), svc.clock.now(), text=text)
-    routed = RoutingSink(messages, AppStoreReplySink([source], svc.http))
+    routed = {**sinks, REPLY_SINK: AppStoreReplySink([source], svc.http)}
     drain_outbox(svc.engine, routed, svc.settings.app.outbox, svc.clock, limit=10_000)
     review = next(r for r in fake.reviews if r.id == post.external_id)
     state = review.response.state if review.response else "none"

@@ -1,14 +1,16 @@
-"""The demo: fake App Store -> the real pipeline -> fake Slack, on a fake clock.
+"""The demo: fake App Store -> the real pipeline -> fake Slack and WeCom, on a fake clock.
 
 It shows collection (with Apple's transient empty page), every grade reaching
-Slack, a burst of P3 cases grouped, the P4 digest, a P1 escalating after 15
-minutes without acknowledgement, and then acknowledged through a signed button
-click against `koubei serve`'s real endpoint.
+Slack, each new P1 reaching a 企业微信 group robot beside Slack, a burst of P3 cases
+grouped, the P4 digest, a P1 escalating after 15 minutes without acknowledgement,
+and then acknowledged through a signed button click against `koubei serve`'s real
+endpoint.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from datetime import datetime, timedelta
@@ -25,14 +27,19 @@ from sqlmodel import Session, col
 
 from monitor import case_actions
 from monitor.alerting.digest import enqueue_digest
-from monitor.alerting.outbox import drain_outbox, ops_target
+from monitor.alerting.outbox import Sinks, drain_outbox, ops_target
 from monitor.alerting.sla import sweep
-from monitor.alerting.slack.sink import SlackSink
-from monitor.app import build_services
+from monitor.app import build_services, make_sinks
 from monitor.case_actions import Actor
 from monitor.classify.pii import mask_pii
 from monitor.clock import FakeClock
-from monitor.config import Settings, SourceConfig, load_settings, resolve_config_path
+from monitor.config import (
+    Settings,
+    SinkConfig,
+    SourceConfig,
+    load_settings,
+    resolve_config_path,
+)
 from monitor.demo import load_demo_reviews
 from monitor.demo.board import board_tour
 from monitor.demo.first_party import (
@@ -56,6 +63,7 @@ from monitor.fakes.huawei import FakeHuawei
 from monitor.fakes.jutousu import FakeJutousu
 from monitor.fakes.rss import FakeRss
 from monitor.fakes.slack import FakeSlack, Message
+from monitor.fakes.wecom import FakeWeCom
 from monitor.fakes.yingyongbao import FakeYingyongbao
 from monitor.pipeline import RunResult, Services, run_source
 from monitor.reports.period import month
@@ -78,6 +86,28 @@ GRADE_ORDER = ("P1", "P2", "P3", "P4")
 SIGNING_SECRET = "demo-signing-secret-not-real"
 # A weekday morning in Shanghai: no quiet hours, so P3 alerts go at once.
 DEMO_START = datetime(2026, 11, 28, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+# The demo's own environment for its sinks (koubei.yaml names variables, never secrets).
+SLACK_TOKEN_ENV = "KOUBEI_DEMO_SLACK_TOKEN"
+WECOM_URL_ENV = "KOUBEI_DEMO_WECOM_URL"
+BOARD_URL = "http://127.0.0.1:8080"
+
+
+def demo_sinks() -> list[SinkConfig]:
+    """Slack for everything, and the PR team's 企业微信 group for new P1 cases beside it.
+
+    Only new P1 cases: WeCom takes 20 messages a minute per robot, and on the demo's one
+    clock pacing P2s and thread events too would move every later step of the demo.
+    """
+    return [
+        SinkConfig(name="slack", kind="slack", secret_env=SLACK_TOKEN_ENV),
+        SinkConfig(
+            name="pr-wecom",
+            kind="wecom",
+            url_env=WECOM_URL_ENV,
+            grades=["P1"],
+            kinds=["new_case"],
+        ),
+    ]
 
 
 def demo_settings(out: Path, appstore_url: str, slack: FakeSlack) -> Settings:
@@ -87,6 +117,9 @@ def demo_settings(out: Path, appstore_url: str, slack: FakeSlack) -> Settings:
     app = base.app.model_copy(
         update={
             "sources": [source],
+            "sinks": demo_sinks(),
+            # Where `koubei serve --config config/demo.yaml` shows the board: robots link it.
+            "board_url": BOARD_URL,
             "slack": base.app.slack.model_copy(update={"base_url": slack.url + "/api/"}),
             "store": base.app.store.model_copy(update={"sqlite_path": str(out / "koubei.db")}),
         }
@@ -117,8 +150,10 @@ class Demo:
         self.slack = FakeSlack(
             token="xoxb-demo-not-a-real-token", channels=CHANNELS, clock=self.clock.timestamp
         )
+        # On the demo's clock, so the robot's 20-a-minute window is the outbox's pacing.
+        self.wecom = FakeWeCom(key="demo-wecom-key-not-real", clock=self.clock.timestamp)
 
-    def cycle(self, svc: Services, sink: SlackSink) -> None:
+    def cycle(self, svc: Services, sink: Sinks) -> None:
         """One scheduler tick: sources whose interval is up, the SLA sweeper, then the outbox.
 
         The demo's clock jumps hours ahead; collecting only where the demo says so would leave
@@ -147,7 +182,16 @@ class Demo:
     def run(self) -> None:
         started = time.monotonic()
         fakes = (self.appstore, self.heimao, self.rss, self.jutousu, self.huawei, self.yyb)
-        with fakes[0], fakes[1], fakes[2], fakes[3], fakes[4], fakes[5], self.slack:
+        with (
+            fakes[0],
+            fakes[1],
+            fakes[2],
+            fakes[3],
+            fakes[4],
+            fakes[5],
+            self.slack,
+            self.wecom,
+        ):
             settings = demo_settings(self.out, self.appstore.url, self.slack)
             others = [
                 SourceConfig(
@@ -190,7 +234,9 @@ class Demo:
             )
             settings = demo_policy(settings)
             svc = build_services(settings, clock=self.clock)
-            sink = SlackSink.from_config(self.slack.token, settings.app.slack, settings.policy)
+            sink = make_sinks(
+                settings, env={SLACK_TOKEN_ENV: self.slack.token, WECOM_URL_ENV: self.wecom.webhook}
+            )
             source = settings.app.sources[0]
             print(f"Fake App Store at {self.appstore.url}, fake Slack at {self.slack.url}")
             print(f"Demo clock starts {DEMO_START:%Y-%m-%d %H:%M} Asia/Shanghai\n")
@@ -219,6 +265,7 @@ class Demo:
             self.cycle(svc, sink)
             print(f"P4 digest: {digested} mild complaints in one message\n")
             grouped = self.print_slack()
+            self.print_wecom()
 
             self.escalate_and_acknowledge(svc, sink, settings)
             again = self.collect(svc, source)
@@ -240,14 +287,22 @@ class Demo:
             self.write_outputs(svc)
             agreement = self.grader_agreement(svc)
         print(f"Grader {svc.grader.name} agrees with the hand labels on {agreement}.")
-        print(f"Outputs in {self.out}/: slack_messages.json, posts.jsonl, koubei.db, reports/")
+        p1 = sum(1 for m in self.slack.messages if m.thread_ts is None and _grade(m) == "P1")
+        print(
+            f"WeCom group pr-wecom (企业微信) received {len(self.wecom.received)} message(s) "
+            f"beside Slack's {p1} P1 case message(s); {len(self.wecom.refused)} refused"
+        )
+        print(
+            f"Outputs in {self.out}/: slack_messages.json, wecom_messages.json, posts.jsonl, "
+            "koubei.db, reports/"
+        )
         missing = [g for g in GRADE_ORDER if not grouped.get(g)]
         print(
             f"Done in {time.monotonic() - started:.1f}s."
             + (f" MISSING grades: {missing}" if missing else "")
         )
 
-    def escalate_and_acknowledge(self, svc: Services, sink: SlackSink, settings: Settings) -> None:
+    def escalate_and_acknowledge(self, svc: Services, sink: Sinks, settings: Settings) -> None:
         with Session(svc.engine) as s:
             case = (
                 s.execute(
@@ -323,7 +378,7 @@ class Demo:
                     f"Cross-platform: 工单 #{case_id} joins posts from {', '.join(sorted(names))}"
                 )
 
-    def resolve_some(self, svc: Services, settings: Settings, sink: SlackSink) -> None:
+    def resolve_some(self, svc: Services, settings: Settings, sink: Sinks) -> None:
         """Customer service works through the P2 cases over the afternoon."""
         notes = [
             "已退还多收费用并致歉",
@@ -360,7 +415,7 @@ class Demo:
                 )
         print(f"\nCustomer service resolved {min(10, len(ids))} P2 cases with notes and ratings")
 
-    def report(self, svc: Services, settings: Settings, sink: SlackSink) -> None:
+    def report(self, svc: Services, settings: Settings, sink: Sinks) -> None:
         period = month(f"{DEMO_START.year}-{DEMO_START.month:02d}")
         result = make_report(
             svc.engine, settings, period, self.clock.now(), out_root=self.out / "reports"
@@ -369,7 +424,7 @@ class Demo:
         self.cycle(svc, sink)
         uploads = [u for u in self.slack.uploads if u.get("channel") == CHANNELS["exec-reports"]]
         print(f"\n== Monthly report {period.label} ==")
-        print(result.summary)
+        print(result.summary_for_terminal())
         print(
             f"  wrote {result.written.html.parent}/ (report.html, report.pdf, cases.csv, "
             f"figures.json); PDF posted to #exec-reports: {len(uploads)} file(s)"
@@ -390,7 +445,7 @@ class Demo:
         for msg in self.slack.messages:
             if msg.thread_ts is not None:
                 continue
-            severity = (msg.metadata or {}).get("event_payload", {}).get("severity", "?")
+            severity = _grade(msg)
             grouped.setdefault(severity, []).append(f"#{names.get(msg.channel)}  {msg.text}")
         for grade in GRADE_ORDER:
             lines = grouped.get(grade, [])
@@ -398,6 +453,21 @@ class Demo:
             for line in lines:
                 print(f"  {line[:110]}")
         return grouped
+
+    def print_wecom(self) -> None:
+        """What the PR team's 企业微信 group got for the first P1, beside Slack's message."""
+        contents = self.wecom.contents()
+        first = next((c for c in contents if "P1" in c.splitlines()[0]), None)
+        print(f"== WeCom group pr-wecom (企业微信), new P1 cases: {len(contents)} message(s) ==")
+        if first is None:
+            print("  no P1 reached the WeCom group")
+            return
+        lines = [line for line in first.splitlines() if line.strip()]
+        mention = next((line for line in lines if line.startswith("提醒：")), "提醒：none")
+        link = re.search(rf"\[工单页面\]\(({re.escape(BOARD_URL)}/cases/\d+)\)", first)
+        print(f"  {lines[0][:110]}")
+        print(f"  {mention[:110]}")
+        print(f"  case link: {link.group(1) if link else 'none'}")
 
     def write_outputs(self, svc: Services) -> None:
         messages: list[dict[str, Any]] = [
@@ -414,6 +484,10 @@ class Demo:
         ]
         (self.out / "slack_messages.json").write_text(
             json.dumps(messages, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        robot = [{"at": r.at, "body": r.body} for r in self.wecom.received]
+        (self.out / "wecom_messages.json").write_text(
+            json.dumps(robot, ensure_ascii=False, indent=2), encoding="utf-8"
         )
         with Session(svc.engine) as s, (self.out / "posts.jsonl").open("w", encoding="utf-8") as fh:
             rows = s.execute(
@@ -452,6 +526,10 @@ class Demo:
         labelled = [(ext, sev) for ext, sev in rows if ext in expected]
         agree = sum(1 for ext, sev in labelled if expected[ext] == sev)
         return f"{agree}/{len(labelled)} labelled App Store reviews"
+
+
+def _grade(message: Message) -> str:
+    return str((message.metadata or {}).get("event_payload", {}).get("severity", "?"))
 
 
 def _click(case_id: int, action_id: str, user: str) -> bytes:

@@ -11,7 +11,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from monitor.alerting.blocks import CATEGORY_LABELS
+from monitor.domain import strong
+from monitor.notices import CATEGORY_LABELS
 from monitor.reports import charts
 from monitor.reports.figures import jsonable
 from monitor.reports.period import SHANGHAI
@@ -210,10 +211,11 @@ def write_report(
     return Written(html_path, pdf_path, figures_path, csv_path)
 
 
-def slack_summary(current: dict[str, Any], previous: dict[str, Any], public: bool) -> str:
+def summary_text(current: dict[str, Any], previous: dict[str, Any], public: bool) -> str:
+    """The report's summary as notice text: its title marked bold, each sink writes it."""
     s = current["summary"]
     period = current["period"]
-    title = f"*消费者权益保护报告 · {period['label']}*" + ("（公开版）" if public else "")
+    title = strong(f"消费者权益保护报告 · {period['label']}") + ("（公开版）" if public else "")
     if period["partial"]:
         title += f"（截至 {_local(period['as_of'])}，本期未结束）"
     lines = [title]

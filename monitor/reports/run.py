@@ -10,10 +10,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.config import Settings
-from monitor.domain import AlertKind, Notice, Severity
+from monitor.domain import AlertKind, InlineStyle, Notice, Severity, render_inline
 from monitor.reports.figures import compute
 from monitor.reports.period import Period
-from monitor.reports.render import Written, slack_summary, write_report
+from monitor.reports.render import Written, summary_text, write_report
 from monitor.store.notices import enqueue
 
 
@@ -21,8 +21,19 @@ from monitor.store.notices import enqueue
 class ReportResult:
     period: Period
     written: Written
-    summary: str
+    summary: str  # notice text: the title marked bold (monitor.domain.strong)
     empty: bool
+
+    def summary_for_terminal(self) -> str:
+        """The summary as `koubei report` prints it: bold written *…*, as before."""
+        notice = Notice(kind=AlertKind.DIGEST, dedup_key="", route="", headline=self.summary)
+        style = InlineStyle(
+            escape=lambda s: s,
+            mention=lambda m: f"@{m.person or m.role or ''}",
+            link=lambda x: f"{x.label} {x.url}",
+            bold=("*", "*"),
+        )
+        return render_inline(self.summary, notice, style)
 
 
 def make_report(
@@ -42,7 +53,7 @@ def make_report(
     return ReportResult(
         period,
         written,
-        slack_summary(current, previous, public),
+        summary_text(current, previous, public),
         empty=s["cases"] == 0 and s["posts_collected"] == 0,
     )
 

@@ -89,6 +89,11 @@ def enqueue_to(
     if alert_exists(session, notice.dedup_key):
         return None
     grade = notice.grade or severity or Severity.P2
+    payload = notice.to_json()
+    if notice.grade is None:
+        # Routed as ungraded (ops sinks), but the alert's grade travels for the sinks'
+        # metadata: a dead-man notice is P1 there, as it always was.
+        payload["extra"] = {**payload["extra"], "severity": grade.value}
     alert = AlertRow(
         dedup_key=notice.dedup_key,
         kind=notice.kind.value,
@@ -97,7 +102,7 @@ def enqueue_to(
         channel_key=notice.route,
         created_at=now,
         group_id=group_id,
-        payload=notice.to_json(),
+        payload=payload,
     )
     session.add(alert)
     session.flush()

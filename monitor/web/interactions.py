@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from monitor import case_actions
-from monitor.alerting.blocks import escape_mrkdwn
+from monitor.alerting.mrkdwn import escape_mrkdwn
 from monitor.alerting.routing import oncall_at
 from monitor.case_actions import ACTIVE, ActionRefused, Actor
 from monitor.clock import Clock

@@ -12,14 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monitor.alerting.blocks import (
-    BODY_LIMIT,
-    button,
-    coloured,
-    line_sections,
-    message_metadata,
-    with_mentions,
-)
 from monitor.alerting.limits import FIELD_TEXT, SECTION_TEXT
 from monitor.alerting.mrkdwn import clip, link, link_url
 from monitor.config import Policy
@@ -46,6 +38,67 @@ BUTTONS = {
 }
 FIELD_LIMITS = {"作者": 40}  # escaped characters; an author's name is read at a glance
 POST_LINK = "查看原帖"
+BODY_LIMIT = 700  # escaped characters; Slack allows 3,000, an alert should be read at a glance
+METADATA_EVENT = "koubei_alert"
+
+
+def with_mentions(mentions: str, text: str) -> str:
+    """Text that notifies: the alert first (what a notification preview shows), then whom."""
+    return f"{text} {mentions}" if mentions else text
+
+
+def button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def coloured(
+    text: str,
+    colour: str,
+    blocks: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    *,
+    fallback: str | None = None,
+) -> dict[str, Any]:
+    """chat.postMessage arguments: Block Kit inside an attachment, for the grade's colour bar.
+
+    `text` is the top-level text, where mentions notify; `fallback` the attachment's.
+    """
+    return {
+        "text": text,
+        "attachments": [{"color": colour, "fallback": fallback or text, "blocks": blocks[:50]}],
+        "metadata": metadata,
+    }
+
+
+def message_metadata(alert_id: int, case_id: int | None, severity: str) -> dict[str, Any]:
+    # The alert id travels with the message so a retry can find what was sent.
+    return {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"alert_id": alert_id, "case_id": case_id or 0, "severity": severity},
+    }
+
+
+def line_sections(lines: list[str], limit: int = SECTION_TEXT) -> list[str]:
+    """Lines packed into section texts of at most `limit` characters, split between lines."""
+    sections: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            sections.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        sections.append(current)
+    return sections
 
 
 def escape(text: str) -> str:
@@ -125,7 +178,7 @@ class SlackRenderer:
         return coloured(text, colour, blocks, self.metadata(out.alert_id, notice))
 
     def metadata(self, alert_id: int, notice: Notice) -> dict[str, Any]:
-        grade = notice.grade.value if notice.grade else "P2"
+        grade = notice.grade.value if notice.grade else str(notice.extra.get("severity") or "P2")
         return message_metadata(alert_id, notice.case_id, grade)
 
     def status_line(self, notice: Notice) -> str:

@@ -106,7 +106,9 @@ class SlackSink:
             token=token,
             base_url=config.base_url,
             timeout=int(config.timeout_s),
-            retry_handlers=[CountingRateLimitHandler(max_retry_count=config.rate_limit_retries)],
+            retry_handlers=[
+                CountingRateLimitHandler(sink=name, max_retry_count=config.rate_limit_retries)
+            ],
         )
         return cls(client, policy, name)
 
