@@ -398,6 +398,11 @@ def test_report_goes_to_the_executives_channel_with_the_pdf(
     content = str(wecom.render(out)["markdown"])
     assert "消费者权益保护报告 · 2026年11月" in content and MARK not in content
     assert "*消费者" not in content  # no Slack bold leaking into the robot's markdown
+    # The title line is the report's title; the figures follow in the body.
+    markdown = wecom.render(out)["markdown"]
+    assert isinstance(markdown, dict)
+    title, _, body = str(markdown["content"]).partition("\n")
+    assert "2026年11月" in title and "办结率" not in title and "办结率" in body
 
 
 def test_chinese_labels_render_with_a_cjk_font() -> None:

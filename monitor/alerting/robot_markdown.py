@@ -214,9 +214,10 @@ def _grade(grade: Severity | None) -> str:
 
 def title_of(out: Outgoing, names: Ids = None) -> str:
     notice = out.notice
-    headline = neutral(plain(notice.headline, notice, names))[:HEADLINE_CHARS] or KIND_NAMES.get(
-        notice.kind, "通知"
-    )
+    # A headline of several lines (a report's summary): its first line is the title.
+    first = notice.headline.strip().split("\n", 1)[0]
+    headline = neutral(plain(first, notice, names))[:HEADLINE_CHARS]
+    headline = headline or KIND_NAMES.get(notice.kind, "通知")
     grade = _grade(notice.grade)
     if notice.case_id is not None and (
         out.method in ("reply", "update") or notice.kind in (AlertKind.EVENT, AlertKind.UPDATE)
@@ -234,6 +235,9 @@ def parts(out: Outgoing, names: Ids, footer: str) -> Parts:
     if notice.kind is AlertKind.UPDATE and notice.status:
         head.append(f"状态：{inline(notice.status, notice, names)}")
     body: list[str] = []
+    for line in notice.headline.strip().split("\n")[1:]:  # the rest of a long headline
+        if line.strip():
+            body.append(inline(line, notice, names))
     quote_lines = neutral_lines(notice.quote)
     if quote_lines:
         body.extend(f"> {line}" for line in quote_lines)
