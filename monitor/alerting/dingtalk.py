@@ -41,7 +41,7 @@ from monitor.alerting.robot_markdown import (
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, SinkRef
-from monitor.errors import ConfigError, SinkError
+from monitor.errors import ConfigError
 
 _MOBILE = re.compile(r"^\+?[0-9][0-9-]{5,19}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9_.$-]{1,64}$")
@@ -126,15 +126,7 @@ class DingTalkSink:
     ) -> DingTalkSink:
         """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
         a = robot_args(cfg, settings, env, "dingtalk")
-        return cls.connect(
-            cfg.name,
-            a.url,
-            a.secret,
-            ids=a.ids,
-            names=a.names,
-            timeout=a.timeout,
-            keyword=a.keyword,
-        )
+        return cls.connect(cfg.name, a.url, a.secret, **a.options(keyword=True))
 
     @classmethod
     def connect(
@@ -220,25 +212,16 @@ class DingTalkSink:
         if code == 0:
             return SinkRef(channel=self.name, ref=f"dingtalk-{out.alert_id}")
         msg = str(data.get("errmsg", ""))[:200]
-        if code in RATE_LIMITED:
-            raise SinkError(
-                f"{robot}: rate limited (errcode {code}: 20 messages a minute, then 10 minutes "
-                "throttled)",
-                definite=True,
-                retry_after=robot_http.retry_after(response, self.rate_limit_wait_s),
-            )
-        if code in PERMANENT:
-            raise SinkError(
-                f"{robot}: errcode {code} {msg} ({PERMANENT[code]})",
-                definite=True,
-                permanent=True,
-            )
-        if code is None:
-            raise SinkError(
-                f"{robot}: an answer without errcode; the message may have arrived",
-                definite=False,
-            )
-        raise SinkError(f"{robot}: errcode {code} {msg}", definite=True)
+        raise robot_http.refusal(
+            robot,
+            code,
+            msg,
+            word="errcode",
+            rate_limited=code in RATE_LIMITED,
+            rate_note="20 messages a minute, then 10 minutes throttled",
+            wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
+            permanent=PERMANENT,
+        )
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted

@@ -43,7 +43,7 @@ from monitor.alerting.robot_markdown import (
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, Severity, SinkRef
-from monitor.errors import ConfigError, SinkError
+from monitor.errors import ConfigError
 
 _OPEN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9.-]{1,190}$")
@@ -105,15 +105,7 @@ class FeishuSink:
     def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> FeishuSink:
         """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
         a = robot_args(cfg, settings, env, "feishu")
-        return cls.connect(
-            cfg.name,
-            a.url,
-            a.secret,
-            ids=a.ids,
-            names=a.names,
-            timeout=a.timeout,
-            keyword=a.keyword,
-        )
+        return cls.connect(cfg.name, a.url, a.secret, **a.options(keyword=True))
 
     @classmethod
     def connect(
@@ -216,22 +208,16 @@ class FeishuSink:
         if code == 0:
             return SinkRef(channel=self.name, ref=f"feishu-{out.alert_id}")
         msg = str(data.get("msg", data.get("StatusMessage", "")))[:200]
-        if code in RATE_LIMITED:
-            raise SinkError(
-                f"{robot}: rate limited (code {code}: 100 messages a minute, 5 a second)",
-                definite=True,
-                retry_after=robot_http.retry_after(response, self.rate_limit_wait_s),
-            )
-        if code in PERMANENT:
-            raise SinkError(
-                f"{robot}: code {code} {msg} ({PERMANENT[code]})", definite=True, permanent=True
-            )
-        if code is None:
-            raise SinkError(
-                f"{robot}: an answer without a code; the message may have arrived",
-                definite=False,
-            )
-        raise SinkError(f"{robot}: code {code} {msg}", definite=True)
+        raise robot_http.refusal(
+            robot,
+            code,
+            msg,
+            word="code",
+            rate_limited=code in RATE_LIMITED,
+            rate_note="100 messages a minute, 5 a second",
+            wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
+            permanent=PERMANENT,
+        )
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted

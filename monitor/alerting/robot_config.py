@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from monitor.config import Policy, Settings, SinkConfig
 from monitor.domain import Mention
@@ -55,6 +55,13 @@ class RobotArgs:
     names: Callable[[Mention], str | None]
     keyword: str | None
     timeout: float
+
+    def options(self, *, keyword: bool) -> dict[str, Any]:
+        """The sink's `connect` keywords (WeCom robots have no keyword)."""
+        out: dict[str, Any] = {"ids": self.ids, "names": self.names, "timeout": self.timeout}
+        if keyword:
+            out["keyword"] = self.keyword
+        return out
 
 
 def robot_args(

@@ -120,3 +120,38 @@ def code_of(data: dict[str, Any], *keys: str) -> int | None:
 
 def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def refusal(
+    robot: str,
+    code: int | None,
+    msg: str,
+    *,
+    word: str,
+    rate_limited: bool,
+    rate_note: str,
+    wait_s: float,
+    permanent: dict[int, str],
+) -> SinkError:
+    """What a robot's non-zero result code means for the outbox, as its docs say.
+
+    A rate limit waits `wait_s` (or the service's Retry-After) and is retried; a
+    documented refusal for good (signature, keyword, token, malformed) is permanent;
+    an answer without a code may have been a success; any other code was refused
+    this time and is worth another try.
+    """
+    if rate_limited:
+        return SinkError(
+            f"{robot}: rate limited ({word} {code}: {rate_note})",
+            definite=True,
+            retry_after=wait_s,
+        )
+    if code is not None and code in permanent:
+        return SinkError(
+            f"{robot}: {word} {code} {msg} ({permanent[code]})", definite=True, permanent=True
+        )
+    if code is None:
+        return SinkError(
+            f"{robot}: an answer without {word}; the message may have arrived", definite=False
+        )
+    return SinkError(f"{robot}: {word} {code} {msg}", definite=True)

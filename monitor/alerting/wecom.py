@@ -26,7 +26,7 @@ from monitor.alerting.robot_config import robot_args
 from monitor.alerting.robot_markdown import Ids, clip_bytes, fit, mention_name, parts, resolve
 from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, Severity, SinkRef
-from monitor.errors import ConfigError, SinkError
+from monitor.errors import ConfigError
 
 # An id that is safe inside <@...>: WeCom user ids are letters, digits and a few marks.
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -68,7 +68,7 @@ class WeComSink:
     def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> WeComSink:
         """The sink `cfg` of koubei.yaml `sinks:`, its URL and secret from the environment."""
         a = robot_args(cfg, settings, env, "wecom")
-        return cls.connect(cfg.name, a.url, a.secret, ids=a.ids, names=a.names, timeout=a.timeout)
+        return cls.connect(cfg.name, a.url, a.secret, **a.options(keyword=False))
 
     @classmethod
     def connect(
@@ -134,25 +134,16 @@ class WeComSink:
         if code == 0:
             return SinkRef(channel=self.name, ref=f"wecom-{out.alert_id}")
         msg = str(data.get("errmsg", ""))[:200]
-        if code == RATE_LIMITED:
-            raise SinkError(
-                f"{robot}: rate limited (errcode 45009, 20 messages a minute)",
-                definite=True,
-                retry_after=robot_http.retry_after(response, self.rate_limit_wait_s),
-            )
-        if code in PERMANENT:
-            raise SinkError(
-                f"{robot}: errcode {code} {msg} ({PERMANENT[code]})",
-                definite=True,
-                permanent=True,
-            )
-        if code is None:
-            raise SinkError(
-                f"{robot}: an answer without errcode; the message may have arrived",
-                definite=False,
-            )
-        # -1 (system busy) and codes not listed here: refused this time, worth another try.
-        raise SinkError(f"{robot}: errcode {code} {msg}", definite=True)
+        raise robot_http.refusal(
+            robot,
+            code,
+            msg,
+            word="errcode",
+            rate_limited=code == RATE_LIMITED,
+            rate_note="20 messages a minute",
+            wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
+            permanent=PERMANENT,
+        )
 
     def find(self, out: Outgoing) -> SinkRef | None:
         return None  # a robot cannot be asked what it posted
