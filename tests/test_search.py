@@ -171,21 +171,37 @@ def test_without_pg_trgm_the_migration_stops_and_says_what_to_do() -> None:
     )
     url = make_url(PG_URL)
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        conn.execute(text(f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC'))
-    owner = create_engine(
-        url.set(drivername="postgresql+psycopg", database=name), isolation_level="AUTOCOMMIT"
-    )
-    with owner.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA app AUTHORIZATION "{name}"'))
-    owner.dispose()
-    limited = make_engine(
-        url.set(
-            username=name, database=name, query={"options": "-csearch_path=app"}
-        ).render_as_string(hide_password=False)
-    )
+        may = conn.execute(
+            text(
+                "SELECT rolsuper OR (rolcreaterole AND rolcreatedb) FROM pg_roles "
+                "WHERE rolname = current_user"
+            )
+        ).scalar_one()
+    if not may:
+        admin.dispose()
+        pytest.skip(
+            "needs a test account that may create roles and databases "
+            "(ALTER ROLE ... CREATEROLE CREATEDB; .ci/run grants it)"
+        )
+    limited = None
     try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+            # A non-superuser may hand a schema only to a role it is a member of.
+            conn.execute(text(f'GRANT "{name}" TO CURRENT_USER'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC'))
+        owner = create_engine(
+            url.set(drivername="postgresql+psycopg", database=name), isolation_level="AUTOCOMMIT"
+        )
+        with owner.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA app AUTHORIZATION "{name}"'))
+        owner.dispose()
+        limited = make_engine(
+            url.set(
+                username=name, database=name, query={"options": "-csearch_path=app"}
+            ).render_as_string(hide_password=False)
+        )
         with pytest.raises(StoreError) as refused:
             migrate(limited)
         message = str(refused.value)
@@ -197,8 +213,9 @@ def test_without_pg_trgm_the_migration_stops_and_says_what_to_do() -> None:
             )
             assert tables.scalar_one() == 0
     finally:
-        limited.dispose()
+        if limited is not None:
+            limited.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-            conn.execute(text(f'DROP ROLE "{name}"'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
         admin.dispose()
