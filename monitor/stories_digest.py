@@ -55,8 +55,8 @@ def weekly_stories(session: Session, since: datetime, until: datetime) -> list[W
                 excerpt=body if len(body) <= EXCERPT else body[: EXCERPT - 1] + "…",
                 url=post.url,
                 rating=post.rating,
-                note=pick.note,
-                picked_by=names.get(pick.picked_by, pick.picked_by),
+                note=mask_pii(pick.note),  # staff type phone numbers into notes too
+                picked_by=mask_pii(names.get(pick.picked_by, pick.picked_by)),
                 picked_at=pick.picked_at,
             )
         )

@@ -493,7 +493,12 @@ def test_the_weekly_pr_digest_carries_the_weeks_shortlist_once(
     clock.advance(timedelta(days=-7))  # the week before: not this digest's
     form(agent, f"/stories/{by_title['好用']}/shortlist", "/stories", note="上周的")
     clock.advance(timedelta(days=7))  # Saturday of 2026-W48
-    form(agent, f"/stories/{by_title['帮了大忙']}/shortlist", "/stories", note="客户同意讲述")
+    form(
+        agent,
+        f"/stories/{by_title['帮了大忙']}/shortlist",
+        "/stories",
+        note="客户同意讲述，电话13812345678",
+    )
     clock.advance(timedelta(days=2, hours=-1))  # Monday 2026-11-30, 09:00 in Shanghai
     every = jobs(svc, ConsoleSink(Path(os.devnull)), "me")
     job = next(j for j in every if j.name == "stories:week")
@@ -510,6 +515,7 @@ def test_the_weekly_pr_digest_carries_the_weeks_shortlist_once(
         if isinstance(block.get("text"), dict)
     )
     assert "2026-W48" in text and "客户同意讲述" in text and "agent1" in text
+    assert "13812345678" not in text  # a note is masked like the post it is about
     assert "上周的" not in text and "好用" not in text
     assert f"<{posts['帮了大忙'].url.replace('&', '&amp;')}|帮了大忙>" in text  # the post's link
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
