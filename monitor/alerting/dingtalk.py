@@ -38,7 +38,7 @@ from monitor.alerting.robot_markdown import (
     parts,
     resolve,
 )
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock
 from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, SinkRef
 from monitor.errors import ConfigError
@@ -86,39 +86,12 @@ def paragraphs(markdown: str) -> str:
     return "\n\n".join(out)
 
 
-class DingTalkSink:
+class DingTalkSink(robot_http.SignedRobotSink):
     kind: ClassVar[str] = "dingtalk"
-    threads: ClassVar[bool] = False
-    edits: ClassVar[bool] = False
-    buttons: ClassVar[bool] = False
-    files: ClassVar[bool] = False
-    mentions: ClassVar[bool] = True
-    lookup: ClassVar[bool] = False
     max_bytes: ClassVar[int] = 20000  # markdown text, UTF-8
     rate_per_minute: ClassVar[int] = 20
     rate_source: ClassVar[str] = "https://open.dingtalk.com/document/orgapp/custom-robot-access"
     rate_limit_wait_s: ClassVar[float] = 600.0  # past 20 a minute, throttled for 10 minutes
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        client: httpx.Client,
-        *,
-        secret: str | None = None,
-        ids: Ids = None,
-        names: Ids = None,
-        keyword: str | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.client = client
-        self.secret = secret or None
-        self.ids = ids
-        self.names = names
-        self.keyword = keyword
-        self.clock = clock or SystemClock()
 
     @classmethod
     def from_config(
@@ -222,9 +195,3 @@ class DingTalkSink:
             wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
             permanent=PERMANENT,
         )
-
-    def find(self, out: Outgoing) -> SinkRef | None:
-        return None  # a robot cannot be asked what it posted
-
-    def close(self) -> None:
-        self.client.close()

@@ -40,7 +40,7 @@ from monitor.alerting.robot_markdown import (
     parts,
     resolve,
 )
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock
 from monitor.config import Settings, SinkConfig
 from monitor.domain import Outgoing, Severity, SinkRef
 from monitor.errors import ConfigError
@@ -66,40 +66,13 @@ def sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode("ascii")
 
 
-class FeishuSink:
+class FeishuSink(robot_http.SignedRobotSink):
     kind: ClassVar[str] = "feishu"
-    threads: ClassVar[bool] = False
-    edits: ClassVar[bool] = False
-    buttons: ClassVar[bool] = False
-    files: ClassVar[bool] = False
-    mentions: ClassVar[bool] = True
-    lookup: ClassVar[bool] = False
     max_bytes: ClassVar[int] = 20 * 1024  # the whole request body
     rate_per_minute: ClassVar[int] = 100  # and 5 a second
     rate_per_second: ClassVar[int] = 5
     rate_source: ClassVar[str] = "https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot"
     rate_limit_wait_s: ClassVar[float] = 60.0  # the longer of the two windows
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        client: httpx.Client,
-        *,
-        secret: str | None = None,
-        ids: Ids = None,
-        names: Ids = None,
-        keyword: str | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.client = client
-        self.secret = secret or None
-        self.ids = ids
-        self.names = names
-        self.keyword = keyword
-        self.clock = clock or SystemClock()
 
     @classmethod
     def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> FeishuSink:
@@ -218,9 +191,3 @@ class FeishuSink:
             wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
             permanent=PERMANENT,
         )
-
-    def find(self, out: Outgoing) -> SinkRef | None:
-        return None  # a robot cannot be asked what it posted
-
-    def close(self) -> None:
-        self.client.close()

@@ -20,10 +20,13 @@ Error messages name the sink, never its URL: the webhook key is the credential
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
+from monitor.alerting.robot_markdown import Ids
+from monitor.clock import Clock, SystemClock
+from monitor.domain import Outgoing, SinkRef
 from monitor.errors import SinkError
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -155,3 +158,51 @@ def refusal(
             f"{robot}: an answer without {word}; the message may have arrived", definite=False
         )
     return SinkError(f"{robot}: {word} {code} {msg}", definite=True)
+
+
+class RobotSink:
+    """What the three group robots share: one group per webhook, no threads, edits,
+    buttons, files or lookup (a robot cannot be asked what it posted), mentions by id."""
+
+    threads: ClassVar[bool] = False
+    edits: ClassVar[bool] = False
+    buttons: ClassVar[bool] = False
+    files: ClassVar[bool] = False
+    mentions: ClassVar[bool] = True
+    lookup: ClassVar[bool] = False
+
+    def __init__(
+        self, name: str, url: str, client: httpx.Client, *, ids: Ids = None, names: Ids = None
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.client = client
+        self.ids = ids
+        self.names = names
+
+    def find(self, out: Outgoing) -> SinkRef | None:
+        return None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SignedRobotSink(RobotSink):
+    """A robot with a signing secret (加签) and a keyword, signed with the clock's time."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        client: httpx.Client,
+        *,
+        secret: str | None = None,
+        ids: Ids = None,
+        names: Ids = None,
+        keyword: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name, url, client, ids=ids, names=names)
+        self.secret = secret or None
+        self.keyword = keyword
+        self.clock = clock or SystemClock()

@@ -42,27 +42,12 @@ PERMANENT = {
 FOOTER = "来自 Koubei 口碑监控"
 
 
-class WeComSink:
+class WeComSink(robot_http.RobotSink):
     kind: ClassVar[str] = "wecom"
-    threads: ClassVar[bool] = False
-    edits: ClassVar[bool] = False
-    buttons: ClassVar[bool] = False
-    files: ClassVar[bool] = False
-    mentions: ClassVar[bool] = True
-    lookup: ClassVar[bool] = False
     max_bytes: ClassVar[int] = 4096
     rate_per_minute: ClassVar[int] = 20
     rate_source: ClassVar[str] = "https://developer.work.weixin.qq.com/document/path/91770"
     rate_limit_wait_s: ClassVar[float] = 60.0  # the published window: one minute
-
-    def __init__(
-        self, name: str, url: str, client: httpx.Client, *, ids: Ids = None, names: Ids = None
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.client = client
-        self.ids = ids
-        self.names = names
 
     @classmethod
     def from_config(cls, cfg: SinkConfig, settings: Settings, env: Mapping[str, str]) -> WeComSink:
@@ -144,9 +129,3 @@ class WeComSink:
             wait_s=robot_http.retry_after(response, self.rate_limit_wait_s),
             permanent=PERMANENT,
         )
-
-    def find(self, out: Outgoing) -> SinkRef | None:
-        return None  # a robot cannot be asked what it posted
-
-    def close(self) -> None:
-        self.client.close()
