@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Notice, Severity
 from monitor.notices import grade_mentions
-from monitor.store.notices import enqueue
+from monitor.store.notices import enqueue, memo_of
 from monitor.store.tables import AlertRow, DeliveryRow
 
 HOLD = timedelta(seconds=60)  # gather the burst for a minute before posting the group
@@ -34,18 +34,30 @@ def group_for(
     """The group alert a new P3 case alert should join, created when a burst starts; or None."""
     grouping = settings.policy.grouping
     since = now - timedelta(minutes=grouping.window_minutes)
-    recent = session.execute(
-        select(func.count())
-        .select_from(AlertRow)
-        .where(
-            col(AlertRow.kind) == AlertKind.NEW_CASE.value,
-            col(AlertRow.severity) == Severity.P3.value,
-            col(AlertRow.channel_key) == channel_key,
-            col(AlertRow.created_at) >= since,
-        )
-    ).scalar_one()
+    memo = memo_of(session)
+    if memo is not None and memo.p3_since.get(channel_key) == since:
+        recent = memo.p3_recent[channel_key]
+    else:
+        recent = session.execute(
+            select(func.count())
+            .select_from(AlertRow)
+            .where(
+                col(AlertRow.kind) == AlertKind.NEW_CASE.value,
+                col(AlertRow.severity) == Severity.P3.value,
+                col(AlertRow.channel_key) == channel_key,
+                col(AlertRow.created_at) >= since,
+            )
+        ).scalar_one()
+        if memo is not None:
+            memo.p3_since[channel_key], memo.p3_recent[channel_key] = since, recent
     if recent + 1 < grouping.at_least:
         return None
+    # A group this transaction made is not yet tried (nobody else sees it): while it has
+    # room it is the one the query below would find, as the groups before it were full,
+    # tried or gone when it was made, and a group never opens again.
+    made = memo.groups.get(channel_key) if memo is not None else None
+    if made is not None and made[1] < grouping.max_per_message:
+        return made[0]
     child = aliased(AlertRow)
     children = (
         select(func.count())

@@ -24,6 +24,7 @@ class CaseOutcome:
     opened: bool  # a new case: announce it
     raised_from: Severity | None  # an existing case got more severe: announce the regrade
     joined: float | None = None  # similarity, when the post joined a near-duplicate's case
+    added: CaseEventRow | None = None  # the post_added event, when the post joined the case
 
 
 def _after(start: datetime, minutes: float | None) -> datetime | None:
@@ -299,6 +300,7 @@ def attach_to_case(
     assert post.id is not None
     case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
     joined = None
+    added = None
     if case is None:
         if verdict.severity is Severity.NONE:
             return None
@@ -338,7 +340,7 @@ def attach_to_case(
             return CaseOutcome(case, opened=True, raised_from=None)
         assert case.id is not None
         post.case_id = case.id
-        add_event(
+        added = add_event(
             session,
             case.id,
             "post_added",
@@ -350,7 +352,7 @@ def attach_to_case(
 
     previous = Severity(case.severity)
     if verdict.severity.rank <= previous.rank:
-        return CaseOutcome(case, opened=False, raised_from=None, joined=joined)
+        return CaseOutcome(case, opened=False, raised_from=None, joined=joined, added=added)
     case.severity = most_severe(previous, verdict.severity).value
     case.updated_at = now
     apply_deadlines(case, policy)
@@ -358,4 +360,4 @@ def attach_to_case(
     add_event(
         session, case.id, "regraded", now, old=previous.value, new=case.severity, post_id=post.id
     )
-    return CaseOutcome(case, opened=False, raised_from=previous, joined=joined)
+    return CaseOutcome(case, opened=False, raised_from=previous, joined=joined, added=added)

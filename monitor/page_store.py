@@ -35,6 +35,7 @@ from monitor.domain import Post, Rejected, Severity, Verdict
 from monitor.errors import describe
 from monitor.platform import apply_platform
 from monitor.store.bulk import replace_bands, upsert_posts
+from monitor.store.notices import remember
 from monitor.store.posts import Change, Upserted
 from monitor.store.tables import PostRow, VerdictRow
 
@@ -206,6 +207,10 @@ class Step:
     near: NearIndex
     announce: Announce
     now: datetime
+
+    def __post_init__(self) -> None:
+        # The page's alert step asks the same things of the database post after post.
+        remember(self.session)
 
     def settle(
         self,

@@ -371,13 +371,23 @@ def process_post(svc: Services, post: Post, result: RunResult) -> None:
 
 
 def _tell_join(
-    svc: Services, session: Session, case: CaseRow, post: PostRow, score: float, now: datetime
+    svc: Services,
+    session: Session,
+    case: CaseRow,
+    post: PostRow,
+    score: float,
+    now: datetime,
+    added: CaseEventRow | None = None,
 ) -> None:
-    """A near-duplicate joined the case: say where, in the case's thread."""
+    """A near-duplicate joined the case: say where, in the case's thread.
+
+    The message hangs on the case's newest post_added event: `added`, the one the
+    join just made, when the caller has it.
+    """
     assert case.id is not None and post.id is not None
     if not case_told(session, case.id):
         return
-    event = (
+    event = added or (
         session.execute(
             select(CaseEventRow)
             .where(col(CaseEventRow.case_id) == case.id, col(CaseEventRow.kind) == "post_added")
@@ -409,7 +419,7 @@ def _announce(
     group_id = None
     quiet = quiet_until(policy.quiet_hours, severity, now, svc.tz)
     if outcome.joined is not None:
-        _tell_join(svc, session, case, post, outcome.joined, now)
+        _tell_join(svc, session, case, post, outcome.joined, now, outcome.added)
     if outcome.opened:
         kind, key, headline = AlertKind.NEW_CASE, f"case:{case.id}:new", "新投诉"
         if quiet is not None:

@@ -12,20 +12,99 @@ own channel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
 from monitor.config import Settings, SinkConfig
 from monitor.domain import AlertKind, DeliveryStatus, Notice, NoticeMethod, Severity
 from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
+_MEMO = "koubei.notices.memo"
+
+
+@dataclass
+class Memo:
+    """What a transaction that queues many alerts (a page of posts) would ask the database
+    again and again, answered from what it read before and what it queued since.
+
+    Every alert of the transaction goes through `enqueue_to`, which tells the memo
+    (`noted`), so an answer never goes stale inside the transaction. What another
+    transaction commits meanwhile is not seen; that changes nothing a unique dedup key
+    does not already guard (a clash fails the page, which is then stored post by post).
+    """
+
+    exists: dict[str, bool] = field(default_factory=dict)  # dedup key -> queued
+    told: dict[int, bool] = field(default_factory=dict)  # case -> case_told
+    routes: dict[int, str | None] = field(default_factory=dict)  # case -> case_route
+    # The P3 burst check (bursts.group_for), per channel: the new-case P3 alerts since
+    # `since` as counted, and the open group this transaction made with its member count.
+    p3_since: dict[str, datetime] = field(default_factory=dict)
+    p3_recent: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def noted(self, alert: AlertRow, delivered: bool) -> None:
+        """An alert this transaction queued (`delivered`: with outbox rows)."""
+        assert alert.id is not None
+        self.exists[alert.dedup_key] = True
+        case = alert.case_id
+        if case is not None:
+            if alert.dedup_key == f"case:{case}:new":
+                self.told[case] = True
+            first = alert.kind in (AlertKind.NEW_CASE.value, AlertKind.REGRADED.value)
+            if first and case in self.routes and self.routes[case] is None:
+                self.routes[case] = alert.channel_key
+        if alert.kind == AlertKind.NEW_CASE.value and alert.severity == Severity.P3.value:
+            since = self.p3_since.get(alert.channel_key)
+            if since is not None and alert.created_at >= since:
+                self.p3_recent[alert.channel_key] += 1
+        if alert.group_id is not None:
+            for key, (group, members) in self.groups.items():
+                if group == alert.group_id:
+                    self.groups[key] = (group, members + 1)
+        # A group without a delivery is never found open (bursts.group_for joins them).
+        if alert.kind == AlertKind.GROUP.value and delivered:
+            self.groups[alert.channel_key] = (alert.id, 0)
+
+
+def remember(session: Session) -> Memo:
+    """Answer this session's notice look-ups from a memo until it closes (see Memo).
+
+    Only for a session whose alerts all go through `enqueue_to`.
+    """
+    memo = session.info.get(_MEMO)
+    if not isinstance(memo, Memo):
+        memo = session.info[_MEMO] = Memo()
+        # A rollback (a savepoint's too) takes back what the memo was told: it goes with it.
+        if not event.contains(session, "after_transaction_end", _forget):
+            event.listen(session, "after_transaction_end", _forget)
+    return memo
+
+
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    # A flush runs in a subtransaction of its own: only a real end (or a savepoint's) counts.
+    if transaction.nested or transaction.parent is None:
+        session.info.pop(_MEMO, None)
+
+
+def memo_of(session: Session) -> Memo | None:
+    memo = session.info.get(_MEMO)
+    return memo if isinstance(memo, Memo) else None
+
 
 def alert_exists(session: Session, dedup_key: str) -> bool:
-    found = session.execute(select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key))
-    return found.first() is not None
+    memo = memo_of(session)
+    if memo is not None and dedup_key in memo.exists:
+        return memo.exists[dedup_key]
+    found = session.execute(
+        select(col(AlertRow.id)).where(col(AlertRow.dedup_key) == dedup_key)
+    ).first()
+    if memo is not None:
+        memo.exists[dedup_key] = found is not None
+    return found is not None
 
 
 def routes(settings: Settings, notice: Notice) -> list[tuple[SinkConfig, str]]:
@@ -107,6 +186,8 @@ def enqueue_to(
     session.add(alert)
     session.flush()
     assert alert.id is not None
+    if (memo := memo_of(session)) is not None:
+        memo.noted(alert, delivered=group_id is None and bool(targets))
     if group_id is not None:
         return alert
     for sink, channel in targets:
@@ -127,15 +208,24 @@ def enqueue_to(
 
 def case_told(session: Session, case_id: int) -> bool:
     """Whether the case was announced (its message is out or queued) on some sink."""
+    memo = memo_of(session)
+    if memo is not None and case_id in memo.told:
+        return memo.told[case_id]
     posted = session.execute(
         select(col(SinkMessageRow.id)).where(col(SinkMessageRow.case_id) == case_id).limit(1)
     ).first()
-    return posted is not None or alert_exists(session, f"case:{case_id}:new")
+    told = posted is not None or alert_exists(session, f"case:{case_id}:new")
+    if memo is not None:
+        memo.told[case_id] = told
+    return told
 
 
 def case_route(session: Session, case_id: int) -> str | None:
     """The route key of the case's first message, where it was first announced."""
-    return session.execute(
+    memo = memo_of(session)
+    if memo is not None and case_id in memo.routes:
+        return memo.routes[case_id]
+    route = session.execute(
         select(col(AlertRow.channel_key))
         .where(
             col(AlertRow.case_id) == case_id,
@@ -144,6 +234,9 @@ def case_route(session: Session, case_id: int) -> str | None:
         .order_by(col(AlertRow.id))
         .limit(1)
     ).scalar_one_or_none()
+    if memo is not None:
+        memo.routes[case_id] = route
+    return route
 
 
 @dataclass(frozen=True)
