@@ -154,6 +154,7 @@ class NearIndex:
         self.pending: dict[int, list[str]] = {}
         self.join_since = now - timedelta(hours=policy.case_join_window_hours)
         self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
+        self.loaded: list[CaseRow] = []
         self._read_authors(sorted(set(authors)))
         keys = sorted(set(band_keys))
         for start in range(0, len(keys), 500):
@@ -180,6 +181,25 @@ class NearIndex:
             ).all()
             for band, post_id, case_id in rows:
                 self._index(post_id, [band], case_id)
+        self._load_cases()
+
+    def _load_cases(self) -> None:
+        """The candidates' cases into the session, in one query per 500: a join finds its
+        case there instead of reading it alone."""
+        ids = sorted(set(self.case_of.values()))
+        for start in range(0, len(ids), 500):
+            # Held here: the session keeps only weak references to what it loaded.
+            self.loaded.extend(
+                self.session.execute(
+                    select(CaseRow).where(col(CaseRow.id).in_(ids[start : start + 500]))
+                ).scalars()
+            )
+
+    def cases(self) -> set[int]:
+        """The cases a post of the page may join: its candidates' and its authors'."""
+        found = set(self.case_of.values())
+        found.update(c.id for cases in self.by_author.values() for c in cases if c.id is not None)
+        return found
 
     def _read_authors(self, authors: list[tuple[str, str]]) -> None:
         """The open, recent cases of the page's authors, newest first: one query per source."""

@@ -209,8 +209,9 @@ class Step:
     now: datetime
 
     def __post_init__(self) -> None:
-        # The page's alert step asks the same things of the database post after post.
-        remember(self.session)
+        # The page's alert step asks the same things of the database post after post,
+        # about the cases its posts may join: read for all of them at once.
+        remember(self.session).prefetch(self.session, self.near.cases())
 
     def settle(
         self,

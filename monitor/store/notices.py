@@ -11,16 +11,18 @@ own channel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import SessionTransaction
+from sqlalchemy import Table, event, insert, select
+from sqlalchemy.orm import SessionTransaction, make_transient_to_detached
 from sqlmodel import Session, col
 
 from monitor.config import Settings, SinkConfig
 from monitor.domain import AlertKind, DeliveryStatus, Notice, NoticeMethod, Severity
+from monitor.store.sql import dialect_insert
 from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
 _MEMO = "koubei.notices.memo"
@@ -45,6 +47,44 @@ class Memo:
     p3_since: dict[str, datetime] = field(default_factory=dict)
     p3_recent: dict[str, int] = field(default_factory=dict)
     groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def prefetch(self, session: Session, case_ids: Iterable[int]) -> None:
+        """What case_told, case_route and the regrade alert's dedup check would answer for
+        these cases, in a few queries."""
+        ids = sorted(set(case_ids) - self.told.keys())
+        grades = [s.value for s in Severity if s is not Severity.NONE]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            posted = set(
+                session.execute(
+                    select(col(SinkMessageRow.case_id)).where(
+                        col(SinkMessageRow.case_id).in_(chunk)
+                    )
+                ).scalars()
+            )
+            keys = {f"case:{c}:new" for c in chunk}
+            keys.update(f"case:{c}:regraded:{g}" for c in chunk for g in grades)
+            queued = set(
+                session.execute(
+                    select(col(AlertRow.dedup_key)).where(col(AlertRow.dedup_key).in_(keys))
+                ).scalars()
+            )
+            for key in keys:
+                self.exists.setdefault(key, key in queued)
+            firsts = session.execute(
+                select(col(AlertRow.case_id), col(AlertRow.channel_key))
+                .where(
+                    col(AlertRow.case_id).in_(chunk),
+                    col(AlertRow.kind).in_([AlertKind.NEW_CASE.value, AlertKind.REGRADED.value]),
+                )
+                .order_by(col(AlertRow.id))
+            ).all()
+            first: dict[int, str] = {}
+            for case, route in firsts:
+                first.setdefault(case, route)
+            for case in chunk:
+                self.told[case] = case in posted or self.exists[f"case:{case}:new"]
+                self.routes.setdefault(case, first.get(case))
 
     def noted(self, alert: AlertRow, delivered: bool) -> None:
         """An alert this transaction queued (`delivered`: with outbox rows)."""
@@ -164,46 +204,81 @@ def enqueue_to(
     group_id: int | None = None,
     severity: Severity | None = None,
 ) -> AlertRow | None:
-    """`enqueue` to these (sink, channel) pairs, already routed."""
-    if alert_exists(session, notice.dedup_key):
+    """`enqueue` to these (sink, channel) pairs, already routed.
+
+    The alert is written by one INSERT that skips a dedup key already queued, the
+    check and the write in one statement (a concurrent run queueing the same key
+    waits, then finds it taken); its outbox rows by one more.
+    """
+    memo = memo_of(session)
+    if memo is not None and memo.exists.get(notice.dedup_key):
         return None
+    # What the alert refers to (its case) is written first, as a query's autoflush would.
+    session.flush()
     grade = notice.grade or severity or Severity.P2
     payload = notice.to_json()
     if notice.grade is None:
         # Routed as ungraded (ops sinks), but the alert's grade travels for the sinks'
         # metadata: a dead-man notice is P1 there, as it always was.
         payload["extra"] = {**payload["extra"], "severity": grade.value}
-    alert = AlertRow(
-        dedup_key=notice.dedup_key,
-        kind=notice.kind.value,
-        case_id=notice.case_id,
-        severity=grade.value,
-        channel_key=notice.route,
-        created_at=now,
-        group_id=group_id,
-        payload=payload,
-    )
-    session.add(alert)
-    session.flush()
-    assert alert.id is not None
-    if (memo := memo_of(session)) is not None:
-        memo.noted(alert, delivered=group_id is None and bool(targets))
-    if group_id is not None:
-        return alert
-    for sink, channel in targets:
-        session.add(
-            DeliveryRow(
-                alert_id=alert.id,
-                sink=sink,
-                channel=channel,
-                method=method,
-                case_id=notice.case_id,
-                status=DeliveryStatus.PENDING.value,
-                next_attempt_at=max(now, not_before) if not_before else now,
-                created_at=now,
-            )
+    values: dict[str, Any] = {
+        "dedup_key": notice.dedup_key,
+        "kind": notice.kind.value,
+        "case_id": notice.case_id,
+        "severity": grade.value,
+        "channel_key": notice.route,
+        "created_at": now,
+        "group_id": group_id,
+        "payload": payload,
+    }
+    alerts = _table(AlertRow)
+    alert_id = (
+        session.connection()
+        .execute(
+            dialect_insert(session)(alerts)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(alerts.c.id)
         )
+        .scalar_one_or_none()
+    )
+    if memo is not None:
+        memo.exists[notice.dedup_key] = True  # queued now, or before by someone else
+    if alert_id is None:
+        return None
+    alert = AlertRow(id=alert_id, **values)
+    make_transient_to_detached(alert)  # as if read back: the session holds it, unchanged
+    session.add(alert)
+    if memo is not None:
+        memo.noted(alert, delivered=group_id is None and bool(targets))
+    if group_id is not None or not targets:
+        return alert
+    due = max(now, not_before) if not_before else now
+    session.connection().execute(
+        insert(_table(DeliveryRow)),
+        [
+            {
+                "alert_id": alert_id,
+                "sink": sink,
+                "channel": channel,
+                "method": method,
+                "case_id": notice.case_id,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "maybe_sent": False,
+                "next_attempt_at": due,
+                "created_at": now,
+            }
+            for sink, channel in targets
+        ],
+    )
     return alert
+
+
+def _table(model: type) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
 
 
 def case_told(session: Session, case_id: int) -> bool:
