@@ -66,7 +66,8 @@ def announce(
 
     `text` is a notice's text: plain words with the marks of `said` (mentions, links).
     """
-    session.flush()
+    if event.id is None:  # an event made by hand, not by add_event: its id names the notice
+        session.flush()
     assert case.id is not None and event.id is not None
     route = case_channel_key(session, settings, case)
     notice = event_notice(

@@ -13,9 +13,11 @@ from sqlmodel import Session, col
 from monitor.classify.neardup import bands, shingles
 from monitor.config import Policy
 from monitor.domain import CaseState, Severity, Verdict, most_severe
+from monitor.store.rows import insert_now
 from monitor.store.tables import CaseEventRow, CaseRow, MinhashBandRow, PostRow
 
 ACTIVE_STATES = (CaseState.OPEN, CaseState.ACKNOWLEDGED, CaseState.REOPENED)
+_ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ def clock_start(case: CaseRow, policy: Policy) -> datetime:
 def add_event(
     session: Session, case_id: int, kind: str, at: datetime, actor: str = "koubei", **detail: object
 ) -> CaseEventRow:
+    """The event, written at once: its id names the notices about it."""
     event = CaseEventRow(case_id=case_id, kind=kind, actor=actor, at=at, detail=detail)
-    session.add(event)
+    insert_now(session, event)
     return event
 
 
@@ -135,6 +138,7 @@ class NearIndex:
     # A story told a thousand times shares its bands with a thousand posts: the newest
     # of them stand for it, so the lookup stays bounded as the tables grow.
     PER_BAND = 50
+    TEXTS = 5000  # candidates whose texts are read with the index; beyond, as compared
 
     def __init__(
         self,
@@ -154,7 +158,8 @@ class NearIndex:
         self.pending: dict[int, list[str]] = {}
         self.join_since = now - timedelta(hours=policy.case_join_window_hours)
         self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
-        self.loaded: list[CaseRow] = []
+        self.rows: dict[int, CaseRow] = {}  # the candidates' cases and those the page opened
+        self.texts: dict[int, tuple[str, str]] = {}  # (title, body) of candidates not compared yet
         self._read_authors(sorted(set(authors)))
         keys = sorted(set(band_keys))
         for start in range(0, len(keys), 500):
@@ -189,11 +194,23 @@ class NearIndex:
         ids = sorted(set(self.case_of.values()))
         for start in range(0, len(ids), 500):
             # Held here: the session keeps only weak references to what it loaded.
-            self.loaded.extend(
-                self.session.execute(
-                    select(CaseRow).where(col(CaseRow.id).in_(ids[start : start + 500]))
-                ).scalars()
-            )
+            for case in self.session.execute(
+                select(CaseRow).where(col(CaseRow.id).in_(ids[start : start + 500]))
+            ).scalars():
+                assert case.id is not None
+                self.rows[case.id] = case
+        # The candidates' texts too, while they are few (a lookup reads those it compares).
+        if len(self.case_of) <= self.TEXTS:
+            self._read_texts(sorted(self.case_of))
+
+    def _read_texts(self, post_ids: list[int]) -> None:
+        for start in range(0, len(post_ids), 500):
+            for pid, title, body in self.session.execute(
+                select(col(PostRow.id), col(PostRow.title), col(PostRow.body)).where(
+                    col(PostRow.id).in_(post_ids[start : start + 500])
+                )
+            ).all():
+                self.texts[pid] = (title, body)
 
     def cases(self) -> set[int]:
         """The cases a post of the page may join: its candidates' and its authors'."""
@@ -224,6 +241,8 @@ class NearIndex:
 
     def opened(self, case: CaseRow) -> None:
         """A case the page opened: the newest of its author's."""
+        assert case.id is not None
+        self.rows[case.id] = case
         if case.author:
             self.by_author[(case.source, case.author)].insert(0, case)
 
@@ -249,6 +268,7 @@ class NearIndex:
             self.posts_by_band[key].discard(post_id)
         self.case_of.pop(post_id, None)
         self.grams.pop(post_id, None)
+        self.texts.pop(post_id, None)
 
     def add(self, post: PostRow, keys: list[str]) -> None:
         """A post of the page now in a case: a candidate for the posts after it."""
@@ -259,11 +279,13 @@ class NearIndex:
 
     def _active(self, case_id: int) -> bool:
         """Active and recent: as read (the query asked), or as the page has it now."""
-        key = Session.identity_key(CaseRow, case_id)
-        case = self.session.identity_map.get(key)
-        if not isinstance(case, CaseRow):
-            return True  # not touched by this page: as the query found it
-        return case.state in {s.value for s in ACTIVE_STATES} and case.opened_at >= self.since
+        case = self.rows.get(case_id)
+        if case is None:
+            found = self.session.identity_map.get(Session.identity_key(CaseRow, case_id))
+            if not isinstance(found, CaseRow):
+                return True  # not touched by this page: as the query found it
+            case = found
+        return case.state in _ACTIVE and case.opened_at >= self.since
 
     def nearest(self, post: PostRow, minhash: list[int] | None) -> tuple[CaseRow, float] | None:
         if not minhash:
@@ -280,12 +302,9 @@ class NearIndex:
                     break
         missing = [pid for pid in top if pid not in self.grams]
         if missing:
-            for pid, title, body in self.session.execute(
-                select(col(PostRow.id), col(PostRow.title), col(PostRow.body)).where(
-                    col(PostRow.id).in_(missing)
-                )
-            ).all():
-                self.grams[pid] = shingles(_text(title, body), self.rules.shingle)
+            self._read_texts([pid for pid in missing if pid not in self.texts])
+            for pid in missing:
+                self.grams[pid] = shingles(_text(*self.texts.pop(pid)), self.rules.shingle)
         text = shingles(_text(post.title, post.body), self.rules.shingle)
         best: tuple[float, int] | None = None
         for pid in top:

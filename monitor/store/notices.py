@@ -14,15 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, event, insert, select
-from sqlalchemy.orm import SessionTransaction, make_transient_to_detached
+from sqlalchemy import event, insert, select
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
 from monitor.config import Settings, SinkConfig
 from monitor.domain import AlertKind, DeliveryStatus, Notice, NoticeMethod, Severity
-from monitor.store.sql import dialect_insert
+from monitor.store.rows import insert_now, table_of
 from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
 _MEMO = "koubei.notices.memo"
@@ -206,59 +205,45 @@ def enqueue_to(
 ) -> AlertRow | None:
     """`enqueue` to these (sink, channel) pairs, already routed.
 
-    The alert is written by one INSERT that skips a dedup key already queued, the
-    check and the write in one statement (a concurrent run queueing the same key
-    waits, then finds it taken); its outbox rows by one more.
+    The alert is written by one INSERT that skips a dedup key already queued (the
+    check and the write in one statement: a concurrent run queueing the same key
+    waits, then finds it taken), its outbox rows by one more.
     """
     memo = memo_of(session)
     if memo is not None and memo.exists.get(notice.dedup_key):
         return None
-    # What the alert refers to (its case) is written first, as a query's autoflush would.
-    session.flush()
     grade = notice.grade or severity or Severity.P2
     payload = notice.to_json()
     if notice.grade is None:
         # Routed as ungraded (ops sinks), but the alert's grade travels for the sinks'
         # metadata: a dead-man notice is P1 there, as it always was.
         payload["extra"] = {**payload["extra"], "severity": grade.value}
-    values: dict[str, Any] = {
-        "dedup_key": notice.dedup_key,
-        "kind": notice.kind.value,
-        "case_id": notice.case_id,
-        "severity": grade.value,
-        "channel_key": notice.route,
-        "created_at": now,
-        "group_id": group_id,
-        "payload": payload,
-    }
-    alerts = _table(AlertRow)
-    alert_id = (
-        session.connection()
-        .execute(
-            dialect_insert(session)(alerts)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(alerts.c.id)
-        )
-        .scalar_one_or_none()
+    alert = AlertRow(
+        dedup_key=notice.dedup_key,
+        kind=notice.kind.value,
+        case_id=notice.case_id,
+        severity=grade.value,
+        channel_key=notice.route,
+        created_at=now,
+        group_id=group_id,
+        payload=payload,
     )
+    written = insert_now(session, alert, skip_conflict_on="dedup_key")
     if memo is not None:
         memo.exists[notice.dedup_key] = True  # queued now, or before by someone else
-    if alert_id is None:
+    if not written:
         return None
-    alert = AlertRow(id=alert_id, **values)
-    make_transient_to_detached(alert)  # as if read back: the session holds it, unchanged
-    session.add(alert)
+    assert alert.id is not None
     if memo is not None:
         memo.noted(alert, delivered=group_id is None and bool(targets))
     if group_id is not None or not targets:
         return alert
     due = max(now, not_before) if not_before else now
     session.connection().execute(
-        insert(_table(DeliveryRow)),
+        insert(table_of(DeliveryRow)),
         [
             {
-                "alert_id": alert_id,
+                "alert_id": alert.id,
                 "sink": sink,
                 "channel": channel,
                 "method": method,
@@ -273,12 +258,6 @@ def enqueue_to(
         ],
     )
     return alert
-
-
-def _table(model: type) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
 
 
 def case_told(session: Session, case_id: int) -> bool:
