@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -160,8 +161,15 @@ class NearIndex:
         self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
         self.rows: dict[int, CaseRow] = {}  # the candidates' cases and those the page opened
         self.texts: dict[int, tuple[str, str]] = {}  # (title, body) of candidates not compared yet
+        self._bands: dict[tuple[int, ...], list[str]] = {}
         self._read_authors(sorted(set(authors)))
         keys = sorted(set(band_keys))
+        state: Any = col(CaseRow.state)
+        if session.get_bind().dialect.name == "sqlite":
+            # Without statistics SQLite starts from the active cases and reads every band
+            # of their posts, which grows with the table; an expression has no index, so
+            # it starts from the page's bands instead.
+            state = state.concat("")
         for start in range(0, len(keys), 500):
             newest = (
                 func.row_number()
@@ -174,16 +182,21 @@ class NearIndex:
                 .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
                 .where(
                     col(MinhashBandRow.band).in_(keys[start : start + 500]),
-                    col(CaseRow.state).in_([s.value for s in ACTIVE_STATES]),
+                    state.in_([s.value for s in ACTIVE_STATES]),
                     col(CaseRow.opened_at) >= self.since,
                 )
                 .subquery()
             )
-            rows = session.execute(
-                select(ranked.c.band, ranked.c.id, ranked.c.case_id).where(
-                    ranked.c.newest <= self.PER_BAND
+            # Plain rows, not ORM ones: a page reads thousands (nothing is pending here).
+            rows = (
+                session.connection()
+                .execute(
+                    select(ranked.c.band, ranked.c.id, ranked.c.case_id).where(
+                        ranked.c.newest <= self.PER_BAND
+                    )
                 )
-            ).all()
+                .all()
+            )
             for band, post_id, case_id in rows:
                 self._index(post_id, [band], case_id)
         self._load_cases()
@@ -277,6 +290,13 @@ class NearIndex:
         self.grams[post.id] = shingles(_text(post.title, post.body), self.rules.shingle)
         self.pending[post.id] = keys
 
+    def bands(self, minhash: list[int]) -> list[str]:
+        """neardup.bands, once per signature: a post's are asked for again when it is added."""
+        key = tuple(minhash)
+        if key not in self._bands:
+            self._bands[key] = bands(minhash)
+        return self._bands[key]
+
     def _active(self, case_id: int) -> bool:
         """Active and recent: as read (the query asked), or as the page has it now."""
         case = self.rows.get(case_id)
@@ -291,7 +311,7 @@ class NearIndex:
         if not minhash:
             return None
         shared: Counter[int] = Counter(
-            other for key in bands(minhash) for other in self.posts_by_band.get(key, ())
+            other for key in self.bands(minhash) for other in self.posts_by_band.get(key, ())
         )
         shared.pop(post.id or -1, None)
         top: list[int] = []

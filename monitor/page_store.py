@@ -231,7 +231,7 @@ class Step:
         policy = svc.settings.policy
         outcome = attach_to_case(session, row, verdict, policy, now, minhash, self.near)
         if minhash and row.case_id is not None:
-            self.near.add(row, bands(minhash))
+            self.near.add(row, self.near.bands(minhash))
         if outcome is None:
             return
         if outcome.opened:
