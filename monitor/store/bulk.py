@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlmodel import Session
 
 from monitor.domain import Post
@@ -150,5 +150,17 @@ def replace_bands(session: Session, bands_by_post: dict[int, list[str]], edited:
     for start in range(0, len(gone), IN_CHUNK):
         session.execute(delete(table).where(table.c.post_id.in_(gone[start : start + IN_CHUNK])))
     rows = [{"band": b, "post_id": pid} for pid, keys in bands_by_post.items() for b in keys]
-    if rows:
-        session.execute(insert(table), rows)
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Two arrays in one statement: psycopg's executemany runs a statement per row,
+        # and a page has thousands of bands.
+        session.execute(
+            text(
+                "INSERT INTO minhash_bands (band, post_id) "
+                "SELECT * FROM unnest(CAST(:bands AS varchar[]), CAST(:posts AS integer[]))"
+            ),
+            {"bands": [r["band"] for r in rows], "posts": [r["post_id"] for r in rows]},
+        )
+        return
+    session.execute(insert(table), rows)
