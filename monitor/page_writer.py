@@ -8,6 +8,10 @@ new or whose text changed. The transaction itself still decides what is new;
 a post whose outcome changed in between (another run stored or edited it) is
 graded inside it, as before, so a grade is never missing or stale. It also
 keeps the model out of SQLite's write lock for all but those posts.
+
+A run also remembers what it graded (up to MEMO entries): about three App Store
+reviews in ten repeat an earlier one word for word ("好用", "垃圾"), and a
+backfill meets each of them once per page otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     from monitor.pipeline import RunResult, Services
 
 log = logging.getLogger(__name__)
+
+MEMO = 20_000  # grades kept per run: a few MB
 
 
 class _OneAtATime:
@@ -78,6 +84,8 @@ class PageWriter:
         self._announce = announce
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="koubei-grade-ahead")
         self._waiting: deque[tuple[list[Post], Future[Graded]]] = deque()
+        self._memo: dict[GradeInput, Verdict] = {}
+        self._asked: set[GradeInput] = set()  # handed to the grading thread, graded or not yet
 
     def __enter__(self) -> PageWriter:
         return self
@@ -118,7 +126,13 @@ class PageWriter:
             done: Future[Graded] = Future()
             done.set_result({})
             return done
-        todo = [p for p in page if hashes.get((p.source, p.external_id)) != p.content_hash]
+        todo = [
+            p
+            for p in page
+            if hashes.get((p.source, p.external_id)) != p.content_hash
+            and grade_input(p) not in self._asked
+        ]
+        self._asked.update(grade_input(p) for p in todo)
         batch = svc.settings.app.classifier.batch_size
         return self._pool.submit(_graded, svc.grader, todo, batch)
 
@@ -129,7 +143,12 @@ class PageWriter:
         except Exception as exc:  # a text the grader refuses: the page finds which, post by post
             log.debug("grading ahead failed: %s", describe(exc, limit=200))
             graded = {}
-        store_page(self._svc, page, self._result, self._rejected, self._announce, graded)
+        if len(self._memo) + len(graded) > MEMO:
+            # What was forgotten is graded again inside its page, should it come back.
+            self._memo.clear()
+            self._asked.clear()
+        self._memo.update(graded)
+        store_page(self._svc, page, self._result, self._rejected, self._announce, self._memo)
         return page
 
 

@@ -202,3 +202,15 @@ def test_a_post_edited_between_the_read_ahead_and_its_page_is_graded_as_it_is(
         ).scalars()
         assert stored.content_hash == first.content_hash
         assert next(iter(latest)).content_hash == first.content_hash
+
+
+def test_a_text_met_again_in_a_later_page_of_the_run_is_not_graded_again(svc: Services) -> None:
+    """Three App Store reviews in ten repeat an earlier one word for word; a backfill meets
+    each of them in page after page."""
+    grader = Counting(svc.grader)
+    svc.grader = grader
+    many = [replace(p, title="", body="垃圾") for p in posts(svc, page_store.PAGE + 10)]
+    result = RunResult(source="appstore-cn")
+    store_posts(svc, many, result, [])
+    assert result.new == page_store.PAGE + 10 and grader.batches == [1]
+    assert count(svc.engine, VerdictRow) == page_store.PAGE + 10
