@@ -21,6 +21,7 @@ from monitor.alerting.outbox import (
     _finish,
     drain_outbox,
     ops_target,
+    retry_failed,
 )
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.wecom import WeComSink
@@ -186,20 +187,28 @@ def test_a_robot_answering_502_is_told_to_ops_once_to_check_the_group(
         for _ in range(3):
             clock.advance(timedelta(minutes=5))
             drain_outbox(svc.engine, sinks, outbox, clock, ops=ops)
+        robot_row = next(d for d in _rows(svc) if d.sink == "pr-wecom")
+        assert robot_row.status == "sent" and (robot_row.last_error or "").startswith(
+            "sent-unconfirmed"
+        )
+        assert wecom.calls == 1  # never sent again
+        told = slack.posts_in("#koubei-ops")
+        assert len(told) == 1, [m.text for m in told]
+        text = told[0].text
+        assert "pr-wecom" in text and "工单 #1" in text and "HTTP 502" in text
+        assert f"告警 #{robot_row.alert_id}" in text and f"投递 #{robot_row.id}" in text
+        assert "确认" in text and f"koubei deliveries --retry {robot_row.id}" in text
+        assert len(_ops_alerts(svc)) == 1
+        # Ops looked: it is not in the group. Only that id is sent again, not on --retry-all.
+        assert retry_failed(svc.engine, None) == 0
+        assert retry_failed(svc.engine, [robot_row.id or 0]) == 1
+        drain_outbox(svc.engine, sinks, outbox, clock, ops=ops)
     finally:
         sinks["pr-wecom"].close()  # type: ignore[attr-defined]
+    assert len(wecom.received) == 1 and wecom.calls == 2
     robot_row = next(d for d in _rows(svc) if d.sink == "pr-wecom")
-    assert robot_row.status == "sent" and (robot_row.last_error or "").startswith(
-        "sent-unconfirmed"
-    )
-    assert wecom.calls == 1  # never sent again
-    told = slack.posts_in("#koubei-ops")
-    assert len(told) == 1, [m.text for m in told]
-    text = told[0].text + str(told[0].attachments)
-    assert "pr-wecom" in text and "工单 #1" in text
-    assert f"#{robot_row.alert_id}" in text
-    assert "确认" in text  # what to do: look in the group
-    assert len(_ops_alerts(svc)) == 1
+    assert robot_row.status == "sent" and robot_row.last_error is None
+    assert len(slack.posts_in("#koubei-ops")) == 1
 
 
 def test_a_case_event_on_a_robot_waits_for_the_group_that_carries_the_case(

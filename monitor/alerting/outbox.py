@@ -529,8 +529,9 @@ def _tell_ops_unconfirmed(
         f"发出后没有得到答复（答复丢失或进程中断）；最近记录的错误：{(why or '无')[:300]}\n"
         f"{claim.sink} 无法查询是否收到，为免重复不再发送。\n"
         f"原内容：{told[:1500] or '—'}\n"
-        f"请到 {claim.sink} 的群里确认是否收到；若没有，请把原内容转告该群"
-        f"（工单在看板上照常处理）。查看 {code('koubei deliveries')}"
+        f"请到 {claim.sink} 的群里确认是否收到；若没有，"
+        f"{code(f'koubei deliveries --retry {claim.delivery_id}')} 重发一次"
+        "（工单在看板上照常处理）"
     )
     enqueue_to(
         session,
@@ -725,13 +726,29 @@ def deliveries(engine: Engine, *, failed_only: bool = False, limit: int = 50) ->
 
 
 def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:
-    """Queue failed deliveries again (all of them, or those ids); returns how many."""
+    """Queue failed deliveries again (all of them, or those ids); returns how many.
+
+    A sent-unconfirmed delivery named by id is sent again too: someone looked in the
+    robot's group and did not find it. `--retry-all` never does that (a blanket resend
+    would post twice whatever did arrive).
+    """
     with Session(engine) as session, session.begin():
-        query = select(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
+        failed = col(DeliveryRow.status) == DeliveryStatus.FAILED.value
         if ids:
-            query = query.where(col(DeliveryRow.id).in_(list(ids)))
+            missing = and_(
+                col(DeliveryRow.status) == DeliveryStatus.SENT.value,
+                col(DeliveryRow.last_error).startswith(UNCONFIRMED),
+            )
+            query = select(DeliveryRow).where(
+                or_(failed, missing), col(DeliveryRow.id).in_(list(ids))
+            )
+        else:
+            query = select(DeliveryRow).where(failed)
         rows = session.execute(query).scalars().all()
         for row in rows:
+            if row.status == DeliveryStatus.SENT.value:
+                row.maybe_sent = False  # it was looked for and is not there
+                row.sent_at = None
             row.status = DeliveryStatus.PENDING.value
             row.next_attempt_at = row.created_at  # due at once, whatever the clock says
             row.claimed_until = None
