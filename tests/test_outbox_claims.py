@@ -202,13 +202,19 @@ def test_a_robot_answering_502_is_told_to_ops_once_to_check_the_group(
         # Ops looked: it is not in the group. Only that id is sent again, not on --retry-all.
         assert retry_failed(svc.engine, None) == 0
         assert retry_failed(svc.engine, [robot_row.id or 0]) == 1
+        wecom.faults.server_error = 1  # the resend goes unanswered too: told again, once
+        for _ in range(3):
+            drain_outbox(svc.engine, sinks, outbox, clock, ops=ops)
+            clock.advance(timedelta(minutes=5))
+        assert len(slack.posts_in("#koubei-ops")) == 2 and wecom.calls == 2
+        assert retry_failed(svc.engine, [robot_row.id or 0]) == 1
         drain_outbox(svc.engine, sinks, outbox, clock, ops=ops)
     finally:
         sinks["pr-wecom"].close()  # type: ignore[attr-defined]
-    assert len(wecom.received) == 1 and wecom.calls == 2
+    assert len(wecom.received) == 1 and wecom.calls == 3
     robot_row = next(d for d in _rows(svc) if d.sink == "pr-wecom")
     assert robot_row.status == "sent" and robot_row.last_error is None
-    assert len(slack.posts_in("#koubei-ops")) == 1
+    assert len(slack.posts_in("#koubei-ops")) == 2
 
 
 def test_a_case_event_on_a_robot_waits_for_the_group_that_carries_the_case(

@@ -520,7 +520,8 @@ def _tell_ops(session: Session, ops: OpsTarget, claim: _Claim, error: str, now: 
 def _tell_ops_unconfirmed(
     session: Session, ops: OpsTarget, claim: _Claim, why: str | None, now: datetime
 ) -> None:
-    """One notice per delivery that may be missing from a group robot's group."""
+    """One notice per delivery that may be missing from a group robot's group (keyed by
+    the claim, so a resend someone asked for that again goes unanswered is told too)."""
     notice = claim.out.notice if claim.out is not None else None
     told = said(notice) if notice is not None else ""
     text = (
@@ -537,7 +538,7 @@ def _tell_ops_unconfirmed(
         session,
         Notice(
             kind=AlertKind.DELIVERY_FAILED,
-            dedup_key=f"delivery-unconfirmed:{claim.delivery_id}",
+            dedup_key=f"delivery-unconfirmed:{claim.delivery_id}:{claim.token}",
             route=ops.route,
             headline=text,
             extra={"colour": "#455A64"},
