@@ -284,7 +284,11 @@ def deliveries(
     failed: Annotated[bool, typer.Option("--failed", help="only deliveries that failed")] = False,
     retry: Annotated[
         list[int] | None,
-        typer.Option("--retry", help="queue this failed delivery again (repeatable)"),
+        typer.Option(
+            "--retry",
+            help="queue this failed delivery again, or a sent-unconfirmed one that is "
+            "missing from its group (repeatable)",
+        ),
     ] = None,
     retry_all: Annotated[
         bool, typer.Option("--retry-all", help="queue every failed delivery again")
