@@ -73,6 +73,21 @@ class E5Settings:
     from_trained: bool = False
 
 
+def real_stage(name: str, epochs: float, threads: int | None) -> E5Settings:
+    """`koubei train`'s last stage: the bert-small model taught the real labelled posts
+    (docs/grader-real-posts.md, "The shipped model taught the real labels")."""
+    return E5Settings(
+        name=name,
+        from_trained=True,
+        epochs=epochs,
+        lr=1e-4,
+        freeze_word_embeddings=False,
+        specialise_epochs=4.0,
+        specialise_lr=5e-5,
+        threads=threads,
+    )
+
+
 def is_dev_fold(sha: str) -> bool:
     """A fifth of the real train split kept out of the fine-tune, to make decisions on."""
     return int(sha[-6:], 16) % 5 == 0
@@ -328,6 +343,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--name", default=None)
     p.add_argument("--specialise-epochs", type=float, default=0.0)
+    p.add_argument("--specialise-lr", type=float, default=E5Settings.specialise_lr)
     p.add_argument("--from-trained", action="store_true", help="--e5-dir is a koubei checkpoint")
     p.add_argument("--lr", type=float, default=E5Settings.lr)
     p.add_argument("--no-freeze", action="store_true", help="train the word embeddings too")
@@ -338,6 +354,7 @@ def main() -> None:
         epochs=a.epochs,
         threads=a.threads,
         specialise_epochs=a.specialise_epochs,
+        specialise_lr=a.specialise_lr,
         from_trained=a.from_trained,
         lr=a.lr,
         freeze_word_embeddings=not a.no_freeze,
