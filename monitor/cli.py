@@ -406,10 +406,10 @@ def train(
     real_epochs: Annotated[
         float,
         typer.Option(
-            help="with --encoder bert-small: passes of the last stage over the real labelled "
-            "posts' train split (0: the model stops after the lending stage)"
+            help="with --encoder bert-small: passes of a last stage over the real labelled "
+            "posts' train split (0, the shipped model's recipe: no such stage)"
         ),
-    ] = 3.0,
+    ] = 0.0,
 ) -> None:
     """Train the grader's transformer from the public data and the lending set (needs torch)."""
     if encoder not in ("bert-small", "e5"):
