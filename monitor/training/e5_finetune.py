@@ -344,6 +344,7 @@ def main() -> None:
     p.add_argument("--name", default=None)
     p.add_argument("--specialise-epochs", type=float, default=0.0)
     p.add_argument("--specialise-lr", type=float, default=E5Settings.specialise_lr)
+    p.add_argument("--lending-repeats", type=int, default=E5Settings.lending_repeats)
     p.add_argument("--from-trained", action="store_true", help="--e5-dir is a koubei checkpoint")
     p.add_argument("--lr", type=float, default=E5Settings.lr)
     p.add_argument("--no-freeze", action="store_true", help="train the word embeddings too")
@@ -355,6 +356,7 @@ def main() -> None:
         threads=a.threads,
         specialise_epochs=a.specialise_epochs,
         specialise_lr=a.specialise_lr,
+        lending_repeats=a.lending_repeats,
         from_trained=a.from_trained,
         lr=a.lr,
         freeze_word_embeddings=not a.no_freeze,
