@@ -284,7 +284,11 @@ def deliveries(
     failed: Annotated[bool, typer.Option("--failed", help="only deliveries that failed")] = False,
     retry: Annotated[
         list[int] | None,
-        typer.Option("--retry", help="queue this failed delivery again (repeatable)"),
+        typer.Option(
+            "--retry",
+            help="queue this failed delivery again, or a sent-unconfirmed one that is "
+            "missing from its group (repeatable)",
+        ),
     ] = None,
     retry_all: Annotated[
         bool, typer.Option("--retry-all", help="queue every failed delivery again")
@@ -399,6 +403,13 @@ def train(
     specialise_epochs: Annotated[
         float, typer.Option(help="with --encoder e5: lending specialise passes (0: none)")
     ] = 0.0,
+    real_epochs: Annotated[
+        float,
+        typer.Option(
+            help="with --encoder bert-small: passes of a last stage over the real labelled "
+            "posts' train split (0, the shipped model's recipe: no such stage)"
+        ),
+    ] = 0.0,
 ) -> None:
     """Train the grader's transformer from the public data and the lending set (needs torch)."""
     if encoder not in ("bert-small", "e5"):
@@ -461,8 +472,19 @@ def train(
         limit=limit,
     )
     try:
-        metrics = run_training(folder, out, work / name, settings, ts)
-    except DataMissing as exc:
+        if real_epochs > 0:
+            # The real-labels stage goes on from the bert-small model, kept in the work folder.
+            from dataclasses import replace
+
+            from monitor.training.e5_finetune import real_stage, train_e5
+
+            base = f"{name}-base"
+            run_training(folder, work / name, work / name, settings, replace(ts, name=base))
+            es = real_stage(name, real_epochs, threads)
+            metrics = train_e5(folder, work / name / base, out, work / name / "real", settings, es)
+        else:
+            metrics = run_training(folder, out, work / name, settings, ts)
+    except (DataMissing, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     ev = metrics["evaluation"]

@@ -19,7 +19,7 @@ near-duplicate).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -48,6 +48,8 @@ PAGE = 200  # posts per transaction: a feed page or a few, a fraction of a secon
 
 # The opaque per-post alert step (pipeline._announce): True when an alert was queued.
 Announce = Callable[["Services", Session, CaseOutcome, PostRow, VerdictRow, datetime], bool]
+# Grades worked out before the page's transaction (page_writer), by what was graded.
+Graded = Mapping[GradeInput, Verdict]
 
 
 def pages(posts: Sequence[Post], size: int = PAGE) -> list[list[Post]]:
@@ -68,6 +70,7 @@ def store_page(
     result: RunResult,
     rejected: list[Rejected],
     announce: Announce,
+    graded: Graded | None = None,
 ) -> None:
     """Store the page in one transaction; on an error, post by post, quarantining the culprit.
 
@@ -78,7 +81,7 @@ def store_page(
         return
     part = type(result)(source=result.source)  # counted only once the page committed
     try:
-        store_strict(svc, posts, part, announce)
+        store_strict(svc, posts, part, announce, ahead=graded)
     except OperationalError:
         raise
     except Exception as exc:
@@ -90,7 +93,7 @@ def store_page(
                 describe(exc, limit=200),
             )
             for post in posts:
-                store_page(svc, [post], result, rejected, announce)
+                store_page(svc, [post], result, rejected, announce, graded)
             return
         [post] = posts
         error = describe(exc, limit=500)
@@ -105,24 +108,36 @@ def store_page(
     result.absorb(part)
 
 
-def grade_page(grader: Grader, posts: Sequence[Post], batch_size: int) -> list[Verdict]:
-    """One verdict per post, in order; identical inputs (a repost, a copied review) graded once."""
-    inputs = [
-        GradeInput(
-            p.text,
-            rating=p.rating,
-            votes=p.votes,
-            amount=p.platform.amount if p.platform else None,
-        )
-        for p in posts
-    ]
-    distinct = list(dict.fromkeys(inputs))
-    graded = dict(zip(distinct, grader.grade_many(distinct, batch_size), strict=True))
+def grade_input(post: Post) -> GradeInput:
+    return GradeInput(
+        post.text,
+        rating=post.rating,
+        votes=post.votes,
+        amount=post.platform.amount if post.platform else None,
+    )
+
+
+def grade_page(
+    grader: Grader, posts: Sequence[Post], batch_size: int, known: Graded | None = None
+) -> list[Verdict]:
+    """One verdict per post, in order; identical inputs (a repost, a copied review) graded once.
+
+    Inputs already in `known` (graded ahead of the page's transaction) are not graded again.
+    """
+    inputs = [grade_input(p) for p in posts]
+    graded = dict(known or {})
+    distinct = [i for i in dict.fromkeys(inputs) if i not in graded]
+    if distinct:
+        graded.update(zip(distinct, grader.grade_many(distinct, batch_size), strict=True))
     return [graded[i] for i in inputs]
 
 
 def store_strict(
-    svc: Services, posts: Sequence[Post], result: RunResult, announce: Announce
+    svc: Services,
+    posts: Sequence[Post],
+    result: RunResult,
+    announce: Announce,
+    ahead: Graded | None = None,
 ) -> None:
     """The page in one transaction; any error rolls all of it back and raises."""
     now = svc.clock.now()
@@ -134,7 +149,7 @@ def store_strict(
             if up.change in (Change.NEW, Change.EDITED)
         ]
         verdicts = grade_page(
-            svc.grader, [p for p, _ in fresh], svc.settings.app.classifier.batch_size
+            svc.grader, [p for p, _ in fresh], svc.settings.app.classifier.batch_size, ahead
         )
         touched = [up.id for up in upserted if up.change is not Change.UNCHANGED]
         rows = {

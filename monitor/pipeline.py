@@ -33,6 +33,7 @@ from monitor.health import evaluate
 from monitor.normalize import clean_id, normalize
 from monitor.notices import Said, case_notice, quiet_until
 from monitor.page_store import PAGE, pages, store_page, store_strict
+from monitor.page_writer import PageWriter
 from monitor.redact import redact
 from monitor.store.notices import case_told, enqueue
 from monitor.store.quarantine import keep, release_stored
@@ -151,9 +152,12 @@ def store_post(svc: Services, post: Post, result: RunResult, rejected: list[Reje
 def store_posts(
     svc: Services, posts: Sequence[Post], result: RunResult, rejected: list[Rejected]
 ) -> None:
-    """The posts in order, a page per transaction (page_store): graded in batches."""
-    for page in pages(posts):
-        store_page(svc, page, result, rejected, _announce)
+    """The posts in order, a page per transaction (page_store), each page graded in one batch
+    while the page before it is stored (page_writer)."""
+    with PageWriter(svc, result, rejected, _announce) as writer:
+        for page in pages(posts):
+            writer.add(page)
+        writer.finish()
 
 
 def quarantine(svc: Services, source: str, rejected: list[Rejected]) -> int:
@@ -318,33 +322,40 @@ def backfill(
     rejected: list[Rejected] = []
     page: list[Post] = []
 
-    def flush() -> None:
+    def got_to(stored: list[Post]) -> None:
         nonlocal oldest
-        store_posts(svc, page, result, rejected)
-        for post in page:  # stored (or quarantined): the backfill reached it
+        for post in stored:  # stored (or quarantined): the backfill reached it
             oldest = post.published_at if oldest is None else min(oldest, post.published_at)
             progress(post)
-        page.clear()
 
-    try:
-        for raw in collector.fetch(svc.http):
-            post = normalized(raw, svc.clock.now(), rejected)
-            if post is None:
-                continue
-            if post.published_at < since:
-                break
-            result.fetched += 1
-            page.append(post)
-            if len(page) >= PAGE:
-                flush()
-    except KoubeiError as exc:
-        result.error = redact(str(exc))
-    except Exception as exc:  # a collector bug or a payload nobody foresaw
-        result.error = redact(str(CollectorFailed(source.name, exc)))
-    try:  # what was read before a failure is kept
-        flush()
-    except Exception as exc:
-        result.error = result.error or redact(f"could not store {len(page)} posts: {describe(exc)}")
+    with PageWriter(svc, result, rejected, _announce) as writer:
+
+        def feed() -> list[Post]:  # the page as read, each post once
+            stored = [p for part in pages(page) for p in writer.add(part)]
+            page.clear()
+            return stored
+
+        try:
+            for raw in collector.fetch(svc.http):
+                post = normalized(raw, svc.clock.now(), rejected)
+                if post is None:
+                    continue
+                if post.published_at < since:
+                    break
+                result.fetched += 1
+                page.append(post)
+                if len(page) >= PAGE:
+                    got_to(feed())
+        except KoubeiError as exc:
+            result.error = redact(str(exc))
+        except Exception as exc:  # a collector bug or a payload nobody foresaw
+            result.error = redact(str(CollectorFailed(source.name, exc)))
+        try:  # what was read before a failure is kept
+            got_to(feed() + writer.finish())
+        except Exception as exc:
+            result.error = result.error or redact(
+                f"could not store the last posts read: {describe(exc)}"
+            )
     rejected[:0] = collector.rejected
     try:
         quarantine(svc, source.name, rejected)

@@ -26,6 +26,7 @@ FLOORS: dict[str, int] = {
             "notices",
             "bursts",
             "page_store",
+            "page_writer",
             "cases",
             "case_actions",
             "platform",

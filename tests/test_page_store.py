@@ -3,6 +3,7 @@ and a run cut short mid-page loses nothing and alerts nothing twice on the next 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,13 +13,14 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
-from monitor import page_store
+from monitor import page_store, pipeline
 from monitor.cases import attach_to_case
 from monitor.classify import GradeInput, Grader
 from monitor.collectors.appstore import AppStore
 from monitor.domain import Post, Rejected, Verdict
 from monitor.fakes.appstore import FakeAppStore
 from monitor.normalize import normalize
+from monitor.page_writer import PageWriter
 from monitor.pipeline import RunResult, Services, run_source, store_posts
 from monitor.store.tables import AlertRow, CaseRow, PostRow, SourceStateRow, VerdictRow
 from tests.conftest import review, reviews
@@ -139,3 +141,76 @@ def test_two_posts_of_one_author_in_one_page_share_a_case_and_one_alert(
             select(func.count()).select_from(AlertRow).where(col(AlertRow.case_id) == case_id)
         ).scalar_one()
     assert case_id is not None and alerts == 1
+
+
+def test_the_model_grades_a_page_outside_the_databases_write_lock(svc: Services) -> None:
+    """While a page is graded, the board (another connection) can still write: on SQLite a
+    page's transaction holds the only write lock, so grading inside it would stall every
+    acknowledgement for as long as the model takes."""
+    if svc.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single writer lock; PostgreSQL locks rows")
+    path = svc.engine.url.database
+    assert path is not None
+    writes: list[str] = []
+
+    class Writing(Counting):
+        def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
+            other = sqlite3.connect(path, timeout=2)
+            try:
+                other.execute("CREATE TABLE IF NOT EXISTS board_write (n INTEGER)")
+                other.execute("INSERT INTO board_write VALUES (1)")
+                other.commit()
+                writes.append("ok")
+            except sqlite3.OperationalError as exc:
+                writes.append(str(exc))
+            finally:
+                other.close()
+            return super().grade_many(items, batch_size)
+
+    svc.grader = Writing(svc.grader)
+    result = RunResult(source="appstore-cn")
+    store_posts(svc, posts(svc, 30, content="重复扣款，不退钱"), result, [])
+    assert result.new == 30 and writes == ["ok"]
+
+
+def test_a_post_edited_between_the_read_ahead_and_its_page_is_graded_as_it_is(
+    svc: Services,
+) -> None:
+    """Grades are worked out ahead from the posts as stored before the page's transaction;
+    a post another run edits in between is graded inside it, on the text being stored."""
+    first, second = posts(svc, 2, content="重复扣款，不退钱")
+    store_posts(svc, [first], RunResult(source="appstore-cn"), [])
+    grader = Counting(svc.grader)
+    svc.grader = grader
+    result = RunResult(source="appstore-cn")
+    rejected: list[Rejected] = []
+    with PageWriter(svc, result, rejected, pipeline._announce) as writer:
+        writer.add([first, second])  # read ahead: `first` is stored as it is, not graded
+        edited = replace(first, body="客服态度很好，问题解决了")
+        store_posts(svc, [edited], RunResult(source="appstore-cn"), [])  # another run's edit
+        writer.finish()
+    assert rejected == [] and result.new == 1 and result.edited == 1
+    # `second` graded once, ahead; `first` inside its page, where it turned out edited back
+    assert grader.batches[0] == 1 and grader.batches[-1] == 1 and len(grader.batches) == 3
+    with Session(svc.engine) as s:
+        row = s.execute(select(PostRow).where(col(PostRow.external_id) == first.external_id))
+        stored = row.scalar_one()
+        latest = s.execute(
+            select(VerdictRow)
+            .where(col(VerdictRow.post_id) == stored.id)
+            .order_by(col(VerdictRow.id).desc())
+        ).scalars()
+        assert stored.content_hash == first.content_hash
+        assert next(iter(latest)).content_hash == first.content_hash
+
+
+def test_a_text_met_again_in_a_later_page_of_the_run_is_not_graded_again(svc: Services) -> None:
+    """Three App Store reviews in ten repeat an earlier one word for word; a backfill meets
+    each of them in page after page."""
+    grader = Counting(svc.grader)
+    svc.grader = grader
+    many = [replace(p, title="", body="垃圾") for p in posts(svc, page_store.PAGE + 10)]
+    result = RunResult(source="appstore-cn")
+    store_posts(svc, many, result, [])
+    assert result.new == page_store.PAGE + 10 and grader.batches == [1]
+    assert count(svc.engine, VerdictRow) == page_store.PAGE + 10

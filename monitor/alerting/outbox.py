@@ -9,7 +9,11 @@ the next attempt asks a sink with `lookup` for the alert id first (Slack: in the
 channel, in the case's thread for a reply, among the channel's files for a file). A
 sink without `lookup` (the group robots) cannot be asked: its maybe-sent delivery is
 not sent again but recorded as sent-unconfirmed (a duplicate is worse than a message
-we cannot prove arrived; docs/notices.md).
+we cannot prove arrived; docs/notices.md), and the ops route is told once to look.
+
+Each claim raises the row's `claim_token` and carries it: a send that outlasts its
+lease may be claimed again by another drain, and the slower claim's outcome is then
+dropped (logged), never written over the newer one's.
 
 The outbox adapts to each sink's capabilities: without threads a thread event is a
 new message (its renderer names 工单 #id); without edits a state change is a new
@@ -18,7 +22,8 @@ message. A failed delivery stays pending with a backoff; a rate limit answer
 good ends as `failed` with its error, the ops route is told once (in the same
 transaction), and `koubei deliveries` shows it until it is queued again.
 
-Order is kept per case and sink (a case's thread reply waits for its message), and
+Order is kept per case and sink (a case's thread reply waits for its message; on a
+sink without threads its event waits for the case's message or group), and
 each sink's channel gets at most its `rate_per_minute` (and `per_channel_per_second`).
 
 This module imports the store, the domain, the clock and errors only: no sink, no
@@ -74,6 +79,7 @@ class DrainReport:
     given_up: int = 0  # refused for good this drain
     unconfirmed: int = 0  # maybe sent by a sink that cannot be asked: not sent again
     rate_limited: int = 0  # the sink asked us to wait: waiting, not counted as failed
+    superseded: int = 0  # outlasted its lease and was claimed again: its outcome not kept
     waits: dict[str, list[float]] = field(default_factory=dict)  # sink -> seconds asked
 
 
@@ -89,6 +95,7 @@ class _Claim:
     attempts: int
     check_first: bool
     out: Outgoing | None
+    token: int = 0  # the row's claim_token as this claim set it: its fence
 
 
 def _waiting(row: DeliveryRow, kind: str) -> _Claim:
@@ -104,6 +111,7 @@ def _waiting(row: DeliveryRow, kind: str) -> _Claim:
         row.attempts,
         False,
         None,
+        row.claim_token,
     )
 
 
@@ -223,6 +231,16 @@ def _claim_next(
             or (method == "file" and not sink.files)
         ):
             adapted, method = method, "post"
+        # No thread to wait on, but the message names 工单 #id: it must not come before the
+        # message that shows the case here, which may be a group not out yet (a group's row
+        # has no case, so the per-case order of `_due` does not hold it back).
+        if (
+            adapted in ("reply", "update")
+            and row.case_id is not None
+            and _root(session, row.case_id, row.sink, DeliveryStatus.PENDING) is not None
+        ):
+            row.next_attempt_at = now + _WAIT_FOR_ROOT
+            return _waiting(row, alert.kind)
         thread = None
         if method in ("reply", "update"):
             posted = (
@@ -238,7 +256,11 @@ def _claim_next(
                 else None
             )
             if posted is None:
-                root = _failed_root(session, row.case_id, row.sink) if row.case_id else None
+                root = (
+                    _root(session, row.case_id, row.sink, DeliveryStatus.FAILED)
+                    if row.case_id
+                    else None
+                )
                 if root is not None:
                     # The case's message was refused for good: its thread never will exist.
                     row.status = DeliveryStatus.FAILED.value
@@ -283,8 +305,10 @@ def _claim_next(
             attempts=row.attempts + 1,
             check_first=row.maybe_sent and not can_repeat,
             out=out,
+            token=row.claim_token + 1,
         )
         row.attempts += 1
+        row.claim_token += 1
         row.claimed_until = now + timedelta(seconds=config.lease_seconds)
         row.maybe_sent = not can_repeat
         return claim
@@ -296,8 +320,9 @@ def _method(value: str) -> NoticeMethod:
     raise ValueError(f"unknown delivery method {value!r}")
 
 
-def _failed_root(session: Session, case_id: int, sink: str) -> int | None:
-    """The failed delivery of the case's message on this sink (its own, or its group's)."""
+def _root(session: Session, case_id: int, sink: str, status: DeliveryStatus) -> int | None:
+    """The delivery of the case's message on this sink (its own, or its group's), if it
+    has this status."""
     new_case = session.execute(
         select(col(AlertRow.id), col(AlertRow.group_id)).where(
             col(AlertRow.case_id) == case_id, col(AlertRow.kind) == AlertKind.NEW_CASE.value
@@ -310,7 +335,7 @@ def _failed_root(session: Session, case_id: int, sink: str) -> int | None:
         select(col(DeliveryRow.id)).where(
             col(DeliveryRow.alert_id) == root_alert,
             col(DeliveryRow.sink) == sink,
-            col(DeliveryRow.status) == DeliveryStatus.FAILED.value,
+            col(DeliveryRow.status) == status.value,
         )
     ).scalar_one_or_none()
 
@@ -328,11 +353,50 @@ def _group_of(session: Session, case_id: int) -> AlertRow | None:
     return session.get(AlertRow, group_id) if group_id is not None else None
 
 
+def _held(session: Session, claim: _Claim, outcome: str) -> DeliveryRow | None:
+    """The claim's row, locked, while the claim is still its latest; else None (logged).
+
+    A send that outlasts its lease lets another drain claim the row again; the slower
+    one's outcome then must not overwrite what the newer claim does or did.
+    """
+    query = select(DeliveryRow).where(col(DeliveryRow.id) == claim.delivery_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row: DeliveryRow = session.execute(query).scalar_one()
+    if row.claim_token == claim.token:
+        return row
+    log.warning(
+        "alert %d on %s: attempt %d was superseded (claimed again after its lease ran out, "
+        "claim %d now, this was %d); its outcome (%s) is not recorded",
+        claim.alert_id,
+        claim.sink,
+        claim.attempts,
+        row.claim_token,
+        claim.token,
+        outcome[:200],
+    )
+    return None
+
+
 def _finish(
-    engine: Engine, claim: _Claim, sent: SinkRef, now: datetime, error: str | None = None
-) -> None:
+    engine: Engine,
+    claim: _Claim,
+    sent: SinkRef,
+    now: datetime,
+    error: str | None = None,
+    *,
+    unconfirmed_to: OpsTarget | None = None,
+) -> bool:
+    """Record the claim as sent; False when a newer claim superseded it (nothing changed).
+
+    With `unconfirmed_to`, the delivery may never have arrived: ops are told to look."""
     with Session(engine) as session, session.begin():
-        row = session.get_one(DeliveryRow, claim.delivery_id)
+        row = _held(session, claim, error or "sent")
+        if row is None:
+            return False
+        earlier_error = row.last_error
+        if unconfirmed_to is not None and claim.alert_kind != AlertKind.DELIVERY_FAILED:
+            _tell_ops_unconfirmed(session, unconfirmed_to, claim, earlier_error, now)
         row.status = DeliveryStatus.SENT.value
         row.sent_channel = sent.channel[:128]
         row.ref = sent.ref[:128]
@@ -341,7 +405,7 @@ def _finish(
         row.maybe_sent = False
         row.last_error = error
         if claim.method != "post" or (claim.out is not None and claim.out.adapted_from):
-            return
+            return True
         # The case's message: later events go into its thread, edits change it.
         if claim.alert_kind == AlertKind.NEW_CASE and claim.case_id is not None:
             case_ids: Sequence[int | None] = [claim.case_id]
@@ -354,7 +418,7 @@ def _finish(
                 .all()
             )
         else:
-            return
+            return True
         route = claim.out.notice.route if claim.out is not None else ""
         for case_id in case_ids:
             if case_id is None:
@@ -377,6 +441,7 @@ def _finish(
                         created_at=now,
                     )
                 )
+        return True
 
 
 def _fail(
@@ -386,9 +451,12 @@ def _fail(
     error: SinkError,
     now: datetime,
     ops: OpsTarget | None,
-) -> None:
+) -> bool:
+    """Record a failed attempt; False when a newer claim superseded it (nothing changed)."""
     with Session(engine) as session, session.begin():
-        row = session.get_one(DeliveryRow, claim.delivery_id)
+        row = _held(session, claim, str(error))
+        if row is None:
+            return False
         row.claimed_until = None
         if error.retry_after is not None and not error.permanent:
             # The sink asked us to wait: the attempt does not count, the row never gives up.
@@ -396,16 +464,17 @@ def _fail(
             row.maybe_sent = False
             row.next_attempt_at = now + timedelta(seconds=max(0.0, error.retry_after))
             row.last_error = f"rate limited, waiting {error.retry_after:g}s: {error}"[:500]
-            return
+            return True
         row.maybe_sent = not error.definite and claim.method in ("post", "reply", "file")
         row.last_error = str(error)[:500]
         row.next_attempt_at = now + _backoff(config, claim.attempts)
         if not error.permanent:
-            return
+            return True
         row.status = DeliveryStatus.FAILED.value
         # A refused ops notice is not told again: that would loop.
         if ops is not None and claim.alert_kind != AlertKind.DELIVERY_FAILED:
             _tell_ops(session, ops, claim, str(error), now)
+        return True
 
 
 def said(notice: Notice) -> str:
@@ -438,6 +507,38 @@ def _tell_ops(session: Session, ops: OpsTarget, claim: _Claim, error: str, now: 
         Notice(
             kind=AlertKind.DELIVERY_FAILED,
             dedup_key=dedup_key,
+            route=ops.route,
+            headline=text,
+            extra={"colour": "#455A64"},
+        ),
+        now,
+        ops.targets,
+        severity=Severity.P2,
+    )
+
+
+def _tell_ops_unconfirmed(
+    session: Session, ops: OpsTarget, claim: _Claim, why: str | None, now: datetime
+) -> None:
+    """One notice per delivery that may be missing from a group robot's group (keyed by
+    the claim, so a resend someone asked for that again goes unanswered is told too)."""
+    notice = claim.out.notice if claim.out is not None else None
+    told = said(notice) if notice is not None else ""
+    text = (
+        f"⚠️ 告警可能未送达，无法确认：{claim.alert_kind} 告警 #{claim.alert_id} → "
+        f"{claim.sink}:{claim.channel}（投递 #{claim.delivery_id}）\n"
+        f"发出后没有得到答复（答复丢失或进程中断）；最近记录的错误：{(why or '无')[:300]}\n"
+        f"{claim.sink} 无法查询是否收到，为免重复不再发送。\n"
+        f"原内容：{told[:1500] or '—'}\n"
+        f"请到 {claim.sink} 的群里确认是否收到；若没有，"
+        f"{code(f'koubei deliveries --retry {claim.delivery_id}')} 重发一次"
+        "（工单在看板上照常处理）"
+    )
+    enqueue_to(
+        session,
+        Notice(
+            kind=AlertKind.DELIVERY_FAILED,
+            dedup_key=f"delivery-unconfirmed:{claim.delivery_id}:{claim.token}",
             route=ops.route,
             headline=text,
             extra={"colour": "#455A64"},
@@ -529,11 +630,13 @@ def drain_outbox(
                 )
             if exc.retry_after is None or exc.permanent:
                 report.failed += 1
-            _fail(engine, config, claim, exc, clock.now(), ops)
+            if not _fail(engine, config, claim, exc, clock.now(), ops):
+                report.superseded += 1
             continue
         finally:
             next_slot[(claim.sink, claim.channel)] = clock.now() + _interval(config, sink)
         error = None
+        unconfirmed_to = None
         if how == "found":
             log.info("alert %d was already in %s; not posting again", claim.alert_id, claim.channel)
             report.found_already_sent += 1
@@ -544,9 +647,11 @@ def drain_outbox(
             )
             log.warning("alert %d on %s: %s", claim.alert_id, claim.sink, error)
             report.unconfirmed += 1
+            unconfirmed_to = ops
         else:
             report.sent += 1
-        _finish(engine, claim, sent, clock.now(), error)
+        if not _finish(engine, claim, sent, clock.now(), error, unconfirmed_to=unconfirmed_to):
+            report.superseded += 1
     report.pending = pending_count(engine)
     return report
 
@@ -622,13 +727,29 @@ def deliveries(engine: Engine, *, failed_only: bool = False, limit: int = 50) ->
 
 
 def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:
-    """Queue failed deliveries again (all of them, or those ids); returns how many."""
+    """Queue failed deliveries again (all of them, or those ids); returns how many.
+
+    A sent-unconfirmed delivery named by id is sent again too: someone looked in the
+    robot's group and did not find it. `--retry-all` never does that (a blanket resend
+    would post twice whatever did arrive).
+    """
     with Session(engine) as session, session.begin():
-        query = select(DeliveryRow).where(col(DeliveryRow.status) == DeliveryStatus.FAILED.value)
+        failed = col(DeliveryRow.status) == DeliveryStatus.FAILED.value
         if ids:
-            query = query.where(col(DeliveryRow.id).in_(list(ids)))
+            missing = and_(
+                col(DeliveryRow.status) == DeliveryStatus.SENT.value,
+                col(DeliveryRow.last_error).startswith(UNCONFIRMED),
+            )
+            query = select(DeliveryRow).where(
+                or_(failed, missing), col(DeliveryRow.id).in_(list(ids))
+            )
+        else:
+            query = select(DeliveryRow).where(failed)
         rows = session.execute(query).scalars().all()
         for row in rows:
+            if row.status == DeliveryStatus.SENT.value:
+                row.maybe_sent = False  # it was looked for and is not there
+                row.sent_at = None
             row.status = DeliveryStatus.PENDING.value
             row.next_attempt_at = row.created_at  # due at once, whatever the clock says
             row.claimed_until = None

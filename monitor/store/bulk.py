@@ -66,6 +66,25 @@ def stored_rows(session: Session, keys: Iterable[Key]) -> dict[Key, Stored]:
     return found
 
 
+def stored_hashes(session: Session, keys: Iterable[Key]) -> dict[Key, str]:
+    """The content hash of each stored post among these keys; read without locking."""
+    table = _table()
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, external_id in keys:
+        by_source[source].append(external_id)
+    found: dict[Key, str] = {}
+    for source, ids in by_source.items():
+        for start in range(0, len(ids), IN_CHUNK):
+            rows = session.execute(
+                select(table.c.external_id, table.c.content_hash).where(
+                    table.c.source == source,
+                    table.c.external_id.in_(ids[start : start + IN_CHUNK]),
+                )
+            ).all()
+            found.update({(source, ext): str(h) for ext, h in rows})
+    return found
+
+
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[Key, int]:
     if not rows:
         return {}

