@@ -169,7 +169,7 @@ def written(engine: Engine) -> list[tuple[str, list[Any]]]:
             ]
             out.append((table, masked))
         cased = conn.execute(text("SELECT id, case_id FROM posts ORDER BY id")).all()
-        out.append(("posts", [tuple(r) for r in cased]))
+        out.append(("posts", [str(tuple(r)) for r in cased]))
     return out
 
 

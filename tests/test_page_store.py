@@ -149,8 +149,7 @@ def test_the_model_grades_a_page_outside_the_databases_write_lock(svc: Services)
     acknowledgement for as long as the model takes."""
     if svc.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's single writer lock; PostgreSQL locks rows")
-    path = svc.engine.url.database
-    assert path is not None
+    path = str(svc.engine.url.database)
     writes: list[str] = []
 
     class Writing(Counting):
