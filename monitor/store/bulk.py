@@ -10,7 +10,7 @@ conflicts, so a concurrent run that stored a post first makes it "existing" here
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -38,50 +38,48 @@ def _table() -> Any:
     return PostRow.__table__  # type: ignore[attr-defined]
 
 
-def stored_rows(session: Session, keys: Iterable[Key]) -> dict[Key, Stored]:
-    """The stored rows among these keys, locked for this transaction."""
-    table = _table()
+def _chunks(keys: Iterable[Key]) -> Iterator[tuple[str, list[str]]]:
+    """The keys as (source, external ids) lists short enough for one IN."""
     by_source: dict[str, list[str]] = defaultdict(list)
     for source, external_id in keys:
         by_source[source].append(external_id)
-    found: dict[Key, Stored] = {}
     for source, ids in by_source.items():
         for start in range(0, len(ids), IN_CHUNK):
-            rows = session.execute(
-                select(
-                    table.c.external_id,
-                    table.c.id,
-                    table.c.platform_status,
-                    table.c.content_hash,
-                    table.c.votes,
-                )
-                .where(
-                    table.c.source == source,
-                    table.c.external_id.in_(ids[start : start + IN_CHUNK]),
-                )
-                .with_for_update()
-            ).all()
-            for ext, *rest in rows:
-                found[(source, ext)] = Stored(int(rest[0]), rest[1], rest[2], int(rest[3]))
+            yield source, ids[start : start + IN_CHUNK]
+
+
+def stored_rows(session: Session, keys: Iterable[Key]) -> dict[Key, Stored]:
+    """The stored rows among these keys, locked for this transaction."""
+    table = _table()
+    found: dict[Key, Stored] = {}
+    for source, ids in _chunks(keys):
+        rows = session.execute(
+            select(
+                table.c.external_id,
+                table.c.id,
+                table.c.platform_status,
+                table.c.content_hash,
+                table.c.votes,
+            )
+            .where(table.c.source == source, table.c.external_id.in_(ids))
+            .with_for_update()
+        ).all()
+        for ext, *rest in rows:
+            found[(source, ext)] = Stored(int(rest[0]), rest[1], rest[2], int(rest[3]))
     return found
 
 
 def stored_hashes(session: Session, keys: Iterable[Key]) -> dict[Key, str]:
     """The content hash of each stored post among these keys; read without locking."""
     table = _table()
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for source, external_id in keys:
-        by_source[source].append(external_id)
     found: dict[Key, str] = {}
-    for source, ids in by_source.items():
-        for start in range(0, len(ids), IN_CHUNK):
-            rows = session.execute(
-                select(table.c.external_id, table.c.content_hash).where(
-                    table.c.source == source,
-                    table.c.external_id.in_(ids[start : start + IN_CHUNK]),
-                )
-            ).all()
-            found.update({(source, ext): str(h) for ext, h in rows})
+    for source, ids in _chunks(keys):
+        rows = session.execute(
+            select(table.c.external_id, table.c.content_hash).where(
+                table.c.source == source, table.c.external_id.in_(ids)
+            )
+        ).all()
+        found.update({(source, ext): str(h) for ext, h in rows})
     return found
 
 
