@@ -11,9 +11,12 @@ sink without `lookup` (the group robots) cannot be asked: its maybe-sent deliver
 not sent again but recorded as sent-unconfirmed (a duplicate is worse than a message
 we cannot prove arrived; docs/notices.md), and the ops route is told once to look.
 
-Each claim raises the row's `claim_token` and carries it: a send that outlasts its
-lease may be claimed again by another drain, and the slower claim's outcome is then
-dropped (logged), never written over the newer one's.
+Each claim raises the row's `claim_token` and carries it, and its lease is renewed
+while the send is in flight (`claim_lease`), so a slow send (a long Retry-After, a
+large upload) keeps its row. A send that outlasts its lease all the same (the instance
+could not reach the database, or was frozen, for a whole lease) may be claimed again
+by another drain, which looks first where the sink can be asked; the slower claim's
+outcome is then dropped (logged), never written over the newer one's.
 
 The outbox adapts to each sink's capabilities: without threads a thread event is a
 new message (its renderer names 工单 #id); without edits a state change is a new
@@ -26,8 +29,8 @@ Order is kept per case and sink (a case's thread reply waits for its message; on
 sink without threads its event waits for the case's message or group), and
 each sink's channel gets at most its `rate_per_minute` (and `per_channel_per_second`).
 
-This module imports the store, the domain, the clock and errors only: no sink, no
-renderer and no collector loads with it.
+This module imports the store, the domain, the clock, errors and `claim_lease` only:
+no sink, no renderer and no collector loads with it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from sqlalchemy import Engine, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from monitor.alerting.claim_lease import kept
 from monitor.clock import Clock
 from monitor.config import OutboxConfig
 from monitor.domain import (
@@ -600,7 +604,9 @@ def drain_outbox(
         budget -= 1
         sink = single if single is not None else (named or {})[claim.sink]
         try:
-            sent, how = _send(sink, claim)
+            what = f"alert {claim.alert_id} on {claim.sink} (attempt {claim.attempts})"
+            with kept(engine, claim.delivery_id, claim.token, clock, config.lease_seconds, what):
+                sent, how = _send(sink, claim)
         except SinkError as exc:
             if exc.permanent:
                 log.error(

@@ -13,8 +13,9 @@ stricter of Slack's two documented readings: it lists the error and says it
 truncates); no text, blocks or attachments (no_text); more than 100
 attachments (too_many_attachments).
 Failure switches: a full outage (HTTP 503), dropping the connection after
-storing a post or after any method did its work (ambiguous failure), or
-hanging after storing a post (to be killed).
+storing a post or after any method did its work (ambiguous failure), hanging
+after storing a post (to be killed), or rate-limiting the next posts (Slack's
+tier limits answer 429 with a Retry-After of its choosing).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class SlackFaults:
     drop_after_post: int = 0  # the next N posts are stored, then the socket closes unanswered
     hang_after_post: bool = False  # store the next post, then never answer
     retry_after_s: int = 1
+    rate_limit_posts: int = 0  # the next N posts are answered 429 (Retry-After) whatever the rate
     # method -> how many more times it does its work and then closes the socket unanswered
     drop_answer_of: dict[str, int] = field(default_factory=dict)
 
@@ -164,7 +166,10 @@ class FakeSlack(FakeServer):
             if refused:
                 self.refused.append((refused, params))
                 return Response(200, {"ok": False, "error": refused})
-            if not self._take_token(cid):
+            forced = self.faults.rate_limit_posts > 0
+            if forced:
+                self.faults.rate_limit_posts -= 1
+            if forced or not self._take_token(cid):
                 self.rate_limited += 1
                 return Response(
                     429,
