@@ -18,7 +18,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY config ./config
-# The grader's model (ONNX, int8); config/koubei.yaml points at ../models/koubei-bert-small.
+# The grader's model (ONNX, int8); config/koubei.yaml points at ../models/koubei-bert-small-l8.
 COPY models ./models
 RUN pip install --no-cache-dir . \
  && useradd --create-home --uid 10001 koubei \

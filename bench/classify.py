@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "koubei-bert-small"
+MODEL = ROOT / "models" / "koubei-bert-small-l8"
 
 
 def rate(fn: Callable[[Sequence[str]], object], texts: Sequence[str], seconds: float = 8) -> float:

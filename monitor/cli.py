@@ -407,7 +407,8 @@ def train(
         float,
         typer.Option(
             help="with --encoder bert-small: passes of a last stage over the real labelled "
-            "posts' train split (0, the shipped model's recipe: no such stage)"
+            "posts' train split (3 with --name koubei-bert-small-l8: the shipped model; "
+            "0: no such stage, the koubei-bert-small base model)"
         ),
     ] = 0.0,
 ) -> None:

@@ -29,7 +29,7 @@ from monitor.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "koubei.yaml"
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "koubei-bert-small"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "koubei-bert-small-l8"
 
 
 class Strict(BaseModel):

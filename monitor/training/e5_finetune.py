@@ -84,6 +84,7 @@ def real_stage(name: str, epochs: float, threads: int | None) -> E5Settings:
         freeze_word_embeddings=False,
         specialise_epochs=4.0,
         specialise_lr=5e-5,
+        lending_repeats=8,
         threads=threads,
     )
 
