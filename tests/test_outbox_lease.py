@@ -15,37 +15,21 @@ from typing import cast
 
 import pytest
 import yaml
-from sqlalchemy import select
-from sqlmodel import Session, col
 
 from monitor.alerting.outbox import DrainReport, drain_outbox, ops_target
 from monitor.alerting.sinks import SlackSink
 from monitor.alerting.wecom import WeComSink
 from monitor.clock import SystemClock
 from monitor.config import OutboxConfig, load_settings
-from monitor.domain import AlertKind, DeliveryStatus, Sink
+from monitor.domain import DeliveryStatus, Sink
 from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.fakes.wecom import FakeWeCom
 from monitor.pipeline import Services, run_source
-from monitor.store.tables import AlertRow, DeliveryRow
 from tests.conftest import SLACK_TOKEN, review, write_config
+from tests.test_outbox_claims import CRY, _ops_alerts, _rows
 
-CRY = "催收威胁要上门，我要打12378"
 LEASE_S = 0.6
-
-
-def _rows(svc: Services) -> list[DeliveryRow]:
-    with Session(svc.engine) as s:
-        return list(s.execute(select(DeliveryRow).order_by(col(DeliveryRow.id))).scalars())
-
-
-def _ops_alerts(svc: Services) -> list[AlertRow]:
-    with Session(svc.engine) as s:
-        found = s.execute(
-            select(AlertRow).where(col(AlertRow.kind) == AlertKind.DELIVERY_FAILED.value)
-        )
-        return list(found.scalars())
 
 
 def _short_lease(svc: Services) -> OutboxConfig:
