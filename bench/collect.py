@@ -47,7 +47,7 @@ from monitor.domain import Post, Rejected
 from monitor.fakes.appstore import Review
 from monitor.normalize import normalize
 from monitor.page_store import PAGE
-from monitor.pipeline import RunResult, Services, store_posts
+from monitor.pipeline import RunResult, Services, page_writer, store_posts
 from monitor.store.engine import make_engine, migrate
 from monitor.store.tables import PostRow
 
@@ -290,14 +290,22 @@ def backfill(args: argparse.Namespace, settings: Settings) -> None:
         rejected: list[Rejected] = []
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        for start in range(0, args.backfill, PAGE):
-            page = parsed(settings, reviews(min(PAGE, args.backfill - start), start))
-            store_posts(svc, page, result, rejected)
-            if (start + PAGE) % 10_000 == 0:  # how the rate holds up as the tables grow
-                so_far = time.perf_counter() - started
-                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                done = start + PAGE
-                print(f"  {done:>7,} posts  {so_far:7.0f} s  max RSS {rss:,.0f} MiB", flush=True)
+        # One writer for the run, as `koubei backfill` has: a page is graded while the
+        # one before it is stored.
+        with page_writer(svc, result, rejected) as writer:
+            last = 0.0
+            for start in range(0, args.backfill, PAGE):
+                writer.add(parsed(settings, reviews(min(PAGE, args.backfill - start), start)))
+                if (start + PAGE) % 10_000 == 0:  # how the rate holds up as the tables grow
+                    so_far = time.perf_counter() - started
+                    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                    print(
+                        f"  {start + PAGE:>7,} posts  {so_far:7.0f} s  "
+                        f"(last 10,000: {so_far - last:5.0f} s)  max RSS {rss:,.0f} MiB",
+                        flush=True,
+                    )
+                    last = so_far
+            writer.finish()
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         database = engine.dialect.name

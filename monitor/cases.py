@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import any_, bindparam, func, select
+from sqlalchemy import String, any_, bindparam, func, literal, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
@@ -139,7 +140,7 @@ class NearIndex:
     TOP = 20
     # A story told a thousand times shares its bands with a thousand posts: the newest
     # of them stand for it, so the lookup stays bounded as the tables grow.
-    PER_BAND = 50
+    PER_BAND = 10
     TEXTS = 5000  # candidates whose texts are read with the index; beyond, as compared
 
     def __init__(
@@ -173,41 +174,22 @@ class NearIndex:
             # it starts from the page's bands instead.
             state = state.concat("")
         if dialect == "postgresql":
-            # psycopg prepares a statement run five times, and PostgreSQL may then plan it
-            # once for any 500 bands: that generic plan took 9 s where a planned one takes
-            # 30 ms. Planned each time, for these queries only.
-            session.connection().exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+            # Each band must be read newest first from its index, stopping at PER_BAND. Where
+            # its statistics are stale or missing (a new database, autovacuum off), PostgreSQL
+            # instead read all of a band's posts and sorted them (10 s where the index read
+            # takes 70 ms): sorting is made the last resort, for this query only.
+            session.connection().exec_driver_sql("SET LOCAL enable_sort = off")
+            # Thousands of index lookups, costed high enough to be compiled: 0.3 s lost.
+            session.connection().exec_driver_sql("SET LOCAL jit = off")
         for start in range(0, len(keys), 500):
-            newest = (
-                func.row_number()
-                .over(partition_by=col(MinhashBandRow.band), order_by=col(PostRow.id).desc())
-                .label("newest")
-            )
-            ranked = (
-                select(col(MinhashBandRow.band), col(PostRow.id), col(PostRow.case_id), newest)
-                .join(PostRow, col(MinhashBandRow.post_id) == col(PostRow.id))
-                .join(CaseRow, col(CaseRow.id) == col(PostRow.case_id))
-                .where(
-                    _among(session, col(MinhashBandRow.band), keys[start : start + 500]),
-                    state.in_([s.value for s in ACTIVE_STATES]),
-                    col(CaseRow.opened_at) >= self.since,
-                )
-                .subquery()
-            )
-            # Plain rows, not ORM ones: a page reads thousands (nothing is pending here).
-            rows = (
-                session.connection()
-                .execute(
-                    select(ranked.c.band, ranked.c.id, ranked.c.case_id).where(
-                        ranked.c.newest <= self.PER_BAND
-                    )
-                )
-                .all()
-            )
-            for band, post_id, case_id in rows:
+            chunk = keys[start : start + 500]
+            for band, post_id, case_id in _newest_per_band(
+                session, chunk, state, self.since, self.PER_BAND
+            ):
                 self._index(post_id, [band], case_id)
         if dialect == "postgresql":
-            session.connection().exec_driver_sql("SET LOCAL plan_cache_mode = DEFAULT")
+            session.connection().exec_driver_sql("SET LOCAL enable_sort = DEFAULT")
+            session.connection().exec_driver_sql("SET LOCAL jit = DEFAULT")
         self._load_cases()
 
     def _load_cases(self) -> None:
@@ -347,6 +329,83 @@ class NearIndex:
             return None
         case = self.session.get(CaseRow, best[1])
         return (case, round(best[0], 2)) if case is not None else None
+
+
+def _newest_per_band(
+    session: Session, keys: list[str], state: Any, since: datetime, per_band: int
+) -> list[Any]:
+    """(band, post id, case id) of the newest `per_band` posts of each band in `keys`
+    whose case is active and opened since `since`.
+
+    Each band is read newest first from the (band, post_id) index and the read stops
+    at `per_band` posts, so the cost follows the page's bands, not how many posts
+    share them (ranking every sharing post grew with the table: 6.9 s per 5,000
+    posts at the start of a backfill, 36 s by 30,000).
+    """
+    active = (state.in_([s.value for s in ACTIVE_STATES]), col(CaseRow.opened_at) >= since)
+    of_post = col(MinhashBandRow.post_id) == col(PostRow.id)
+    of_case = col(CaseRow.id) == col(PostRow.case_id)
+    mb = MinhashBandRow.__table__.alias("mb")  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = (
+            func.unnest(bindparam("bands", keys, type_=ARRAY(String)))
+            .table_valued("band")
+            .render_derived(name="wanted")
+        )
+        # The post and its case are looked up by primary key for each band entry, newest
+        # first, until per_band qualify. OFFSET 0 keeps PostgreSQL from joining them any
+        # other way: on stale statistics it matched every band entry against all active
+        # cases' posts (0.9 s for 500 bands where these lookups take 17 ms).
+        post = (
+            select(col(PostRow.case_id)).where(col(PostRow.id) == mb.c.post_id).offset(0)
+        ).lateral("post")
+        case = (
+            select(literal(1).label("one"))
+            .where(col(CaseRow.id) == post.c.case_id, *active)
+            .offset(0)
+            .lateral("active_case")
+        )
+        newest = (
+            select(mb.c.post_id.label("id"), post.c.case_id)
+            .select_from(mb.join(post, true()).join(case, true()))
+            .where(mb.c.band == wanted.c.band)
+            .order_by(mb.c.post_id.desc())
+            .limit(per_band)
+            .lateral("newest")
+        )
+        stmt = select(wanted.c.band, newest.c.id, newest.c.case_id).select_from(
+            wanted.join(newest, true())
+        )
+        return list(session.connection().execute(stmt).all())
+    # SQLite has no LATERAL: per band, the id of its per_band-th newest qualifying post
+    # bounds an index range read of the band (all of it when it has fewer).
+    # One JSON parameter rather than a VALUES row per band: the statement is compiled once.
+    wanted_c = select(
+        func.json_each(bindparam("bands", json.dumps(keys)))
+        .table_valued("value")
+        .c.value.label("band")
+    ).cte("wanted")
+    floor = (
+        select(col(MinhashBandRow.post_id))
+        .select_from(MinhashBandRow)
+        .join(PostRow, of_post)
+        .join(CaseRow, of_case)
+        .where(col(MinhashBandRow.band) == wanted_c.c.band, *active)
+        .order_by(col(MinhashBandRow.post_id).desc())
+        .limit(1)
+        .offset(per_band - 1)
+        .scalar_subquery()
+    )
+    cut = select(wanted_c.c.band, func.coalesce(floor, 0).label("floor")).cte("cut")
+    stmt = (
+        select(mb.c.band, col(PostRow.id), col(PostRow.case_id))
+        .select_from(cut)
+        .join(mb, (mb.c.band == cut.c.band) & (mb.c.post_id >= cut.c.floor))
+        .join(PostRow, mb.c.post_id == col(PostRow.id))
+        .join(CaseRow, of_case)
+        .where(*active)
+    )
+    return list(session.connection().execute(stmt).all())
 
 
 def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:

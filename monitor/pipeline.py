@@ -149,12 +149,18 @@ def store_post(svc: Services, post: Post, result: RunResult, rejected: list[Reje
     store_page(svc, [post], result, rejected, _announce)
 
 
+def page_writer(svc: Services, result: RunResult, rejected: list[Rejected]) -> PageWriter:
+    """A writer for one run: pages go in as they are read, each graded while the one
+    before it is stored, with one grade memo for the whole run."""
+    return PageWriter(svc, result, rejected, _announce)
+
+
 def store_posts(
     svc: Services, posts: Sequence[Post], result: RunResult, rejected: list[Rejected]
 ) -> None:
     """The posts in order, a page per transaction (page_store), each page graded in one batch
     while the page before it is stored (page_writer)."""
-    with PageWriter(svc, result, rejected, _announce) as writer:
+    with page_writer(svc, result, rejected) as writer:
         for page in pages(posts):
             writer.add(page)
         writer.finish()
@@ -328,7 +334,7 @@ def backfill(
             oldest = post.published_at if oldest is None else min(oldest, post.published_at)
             progress(post)
 
-    with PageWriter(svc, result, rejected, _announce) as writer:
+    with page_writer(svc, result, rejected) as writer:
 
         def feed() -> list[Post]:  # the page as read, each post once
             stored = [p for part in pages(page) for p in writer.add(part)]

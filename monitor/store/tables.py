@@ -231,9 +231,11 @@ class MinhashBandRow(SQLModel, table=True):
     for near-duplicates, found by an index lookup instead of comparing every post."""
 
     __tablename__ = "minhash_bands"
+    # A band's newest posts are read from this index alone (NearIndex's bounded lookup).
+    __table_args__ = (Index("ix_minhash_bands_band_post_id", "band", "post_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    band: str = Field(max_length=16, index=True)
+    band: str = Field(max_length=16)
     post_id: int = Field(foreign_key="posts.id", index=True)
 
 
