@@ -58,6 +58,7 @@ def write_config(
     db_path: Path | None = None,
     source_options: dict[str, Any] | None = None,
     outbox: dict[str, Any] | None = None,
+    sinks: list[dict[str, Any]] | None = None,
 ) -> Path:
     """A koubei.yaml for tests, using the repository's policy and lexicon."""
     data: dict[str, Any] = {
@@ -95,9 +96,18 @@ def write_config(
             }
         ],
     }
+    if sinks is not None:
+        data["sinks"] = sinks
     path = directory / "koubei.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+# The Slack sink and a WeCom robot for P1 posts, its webhook from PR_WECOM_URL.
+SLACK_AND_WECOM: list[dict[str, Any]] = [
+    {"name": "slack", "kind": "slack"},
+    {"name": "pr-wecom", "kind": "wecom", "url_env": "PR_WECOM_URL", "grades": ["P1"]},
+]
 
 
 @pytest.fixture

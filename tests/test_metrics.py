@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerting.outbox import drain_outbox
@@ -25,7 +24,7 @@ from monitor.store.leases import Leases
 from monitor.web.app import create_app
 from monitor.web.background import BackgroundServer
 from monitor.web.interactions import Interactions
-from tests.conftest import SLACK_TOKEN, reviews, write_config
+from tests.conftest import SLACK_AND_WECOM, SLACK_TOKEN, reviews, write_config
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -118,13 +117,12 @@ def test_outbox_metrics_say_which_sink(
 ) -> None:
     """Sent, failed and pending deliveries, their latency and the rate-limit waits, by sink."""
     with FakeWeCom(clock=clock.timestamp) as wecom:
-        path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["sinks"] = [
-            {"name": "slack", "kind": "slack"},
-            {"name": "pr-wecom", "kind": "wecom", "url_env": "PR_WECOM_URL", "grades": ["P1"]},
-        ]
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        path = write_config(
+            tmp_path,
+            appstore_url=appstore.url,
+            slack_url=slack.url + "/api/",
+            sinks=SLACK_AND_WECOM,
+        )
         env = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "PR_WECOM_URL": wecom.webhook}
         svc.settings = load_settings(path, env=env)
         sinks = make_sinks(svc.settings, env)

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
-import yaml
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -144,13 +143,13 @@ def test_a_drain_whose_send_outlasts_its_lease_leaves_the_other_instances_delive
 def _robot_settings(
     svc: Services, tmp_path: Path, appstore: FakeAppStore, slack: FakeSlack, wecom_url: str
 ) -> None:
-    path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["sinks"] = [
+    sinks: list[dict[str, Any]] = [
         {"name": "slack", "kind": "slack"},
         {"name": "pr-wecom", "kind": "wecom", "url_env": "PR_WECOM_URL", "grades": ["P1", "P2"]},
     ]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    path = write_config(
+        tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/", sinks=sinks
+    )
     svc.settings = load_settings(
         path, env={"SLACK_BOT_TOKEN": SLACK_TOKEN, "PR_WECOM_URL": wecom_url}
     )
@@ -220,10 +219,10 @@ def test_a_robot_answering_502_is_told_to_ops_once_to_check_the_group(
 def test_a_case_event_on_a_robot_waits_for_the_group_that_carries_the_case(
     svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock, tmp_path: Path
 ) -> None:
-    path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["sinks"] = [{"name": "robot", "kind": "wecom", "url_env": "ROBOT_URL"}]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    robot_sink = [{"name": "robot", "kind": "wecom", "url_env": "ROBOT_URL"}]
+    path = write_config(
+        tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/", sinks=robot_sink
+    )
     svc.settings = load_settings(path, env={})
     robot = Robot()
     outbox = svc.settings.app.outbox

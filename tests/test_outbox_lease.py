@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-import yaml
 
 from monitor.alerting.outbox import DrainReport, drain_outbox, ops_target
 from monitor.alerting.sinks import SlackSink
@@ -26,7 +25,7 @@ from monitor.fakes.appstore import FakeAppStore
 from monitor.fakes.slack import FakeSlack
 from monitor.fakes.wecom import FakeWeCom
 from monitor.pipeline import Services, run_source
-from tests.conftest import SLACK_TOKEN, review, write_config
+from tests.conftest import SLACK_AND_WECOM, SLACK_TOKEN, review, write_config
 from tests.test_outbox_claims import CRY, _ops_alerts, _rows
 
 LEASE_S = 0.6
@@ -93,13 +92,9 @@ def wecom() -> Iterator[FakeWeCom]:
 def test_a_slow_robot_answer_is_not_told_to_ops_as_maybe_lost_by_another_instance(
     svc: Services, appstore: FakeAppStore, slack: FakeSlack, tmp_path: Path, wecom: FakeWeCom
 ) -> None:
-    path = write_config(tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["sinks"] = [
-        {"name": "slack", "kind": "slack"},
-        {"name": "pr-wecom", "kind": "wecom", "url_env": "PR_WECOM_URL", "grades": ["P1"]},
-    ]
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    path = write_config(
+        tmp_path, appstore_url=appstore.url, slack_url=slack.url + "/api/", sinks=SLACK_AND_WECOM
+    )
     svc.settings = load_settings(
         path, env={"SLACK_BOT_TOKEN": SLACK_TOKEN, "PR_WECOM_URL": wecom.webhook}
     )
