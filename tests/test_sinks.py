@@ -269,3 +269,37 @@ def test_a_slack_rate_limit_outlasting_slack_sdk_retries_is_waited_out(
         report = drain_outbox(svc.engine, {"slack": sink}, outbox, clock)
         assert report.sent == 1 and report.failed == 0
         assert len([m for m in slack.posts_in("#pr-crisis") if m.thread_ts is None]) == 2
+
+
+def test_a_sink_that_never_carried_the_case_gets_its_events_as_messages_not_a_wait(
+    svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A Slack sink renamed (or added) after a case was announced has no thread for it:
+    the case's later events reach it as messages of their own instead of waiting forever
+    for a case message that will never be queued there."""
+    from monitor.alerting.sla import sweep
+
+    appstore.reviews = [review(1, content="催收威胁要上门，我要打12378")]
+    run_source(svc, svc.settings.app.sources[0])
+    outbox = svc.settings.app.outbox
+    env = {"SLACK_BOT_TOKEN": SLACK_TOKEN}
+    drain_outbox(svc.engine, make_sinks(svc.settings, env), outbox, clock)
+    (root,) = [m for m in slack.messages if "工单 #1" in m.text]
+    path = write_config(
+        tmp_path,
+        appstore_url=appstore.url,
+        slack_url=slack.url + "/api/",
+        sinks=[{"name": "slack-main", "kind": "slack"}],
+    )
+    svc.settings = load_settings(path, env=env)
+    clock.advance(timedelta(minutes=16))  # unacknowledged: escalated to L1
+    sweep(svc.engine, svc.settings, clock)
+    for _ in range(3):
+        drain_outbox(svc.engine, make_sinks(svc.settings, env), outbox, clock)
+        clock.advance(timedelta(seconds=20))
+    renamed = [r for r in rows(svc) if r.sink == "slack-main"]
+    assert renamed and all(r.status == "sent" for r in renamed)
+    escalation = [m for m in slack.messages if "升级 L1" in m.text]
+    assert escalation and all(m.thread_ts is None for m in escalation)
+    assert all("工单 #1" in m.text for m in escalation)
+    assert root.ts not in {m.thread_ts for m in slack.messages}  # the old sink's thread

@@ -271,10 +271,15 @@ def _claim_next(
                     row.maybe_sent = False
                     row.last_error = f"the case's message (delivery {root}) failed; no thread"
                     return _waiting(row, alert.kind)
-                # The case's message is not out yet (it may ride in a group): wait.
-                row.next_attempt_at = now + _WAIT_FOR_ROOT
-                return _waiting(row, alert.kind)
-            thread = SinkRef(posted.channel, posted.ref)
+                if row.case_id is None or _root(session, row.case_id, row.sink) is not None:
+                    # The case's message is not out yet (it may ride in a group): wait.
+                    row.next_attempt_at = now + _WAIT_FOR_ROOT
+                    return _waiting(row, alert.kind)
+                # This sink never carried the case (added or renamed since it was announced):
+                # no thread will come, so the event goes out as a message naming the case.
+                adapted, method = method, "post"
+            else:
+                thread = SinkRef(posted.channel, posted.ref)
         group: tuple[Notice, ...] = ()
         if alert.kind == AlertKind.GROUP:
             group = _members(session, alert.id or 0)
@@ -324,9 +329,11 @@ def _method(value: str) -> NoticeMethod:
     raise ValueError(f"unknown delivery method {value!r}")
 
 
-def _root(session: Session, case_id: int, sink: str, status: DeliveryStatus) -> int | None:
+def _root(
+    session: Session, case_id: int, sink: str, status: DeliveryStatus | None = None
+) -> int | None:
     """The delivery of the case's message on this sink (its own, or its group's), if it
-    has this status."""
+    has this status (any status: None)."""
     new_case = session.execute(
         select(col(AlertRow.id), col(AlertRow.group_id)).where(
             col(AlertRow.case_id) == case_id, col(AlertRow.kind) == AlertKind.NEW_CASE.value
@@ -335,13 +342,12 @@ def _root(session: Session, case_id: int, sink: str, status: DeliveryStatus) -> 
     if new_case is None:
         return None
     root_alert = new_case[1] if new_case[1] is not None else new_case[0]
-    return session.execute(
-        select(col(DeliveryRow.id)).where(
-            col(DeliveryRow.alert_id) == root_alert,
-            col(DeliveryRow.sink) == sink,
-            col(DeliveryRow.status) == status.value,
-        )
-    ).scalar_one_or_none()
+    query = select(col(DeliveryRow.id)).where(
+        col(DeliveryRow.alert_id) == root_alert, col(DeliveryRow.sink) == sink
+    )
+    if status is not None:
+        query = query.where(col(DeliveryRow.status) == status.value)
+    return session.execute(query.limit(1)).scalar_one_or_none()
 
 
 def _group_of(session: Session, case_id: int) -> AlertRow | None:
