@@ -275,8 +275,9 @@ def test_a_sink_that_never_carried_the_case_gets_its_events_as_messages_not_a_wa
     svc: Services, appstore: FakeAppStore, slack: FakeSlack, clock: FakeClock, tmp_path: Path
 ) -> None:
     """A Slack sink renamed (or added) after a case was announced has no thread for it:
-    the case's later events reach it as messages of their own instead of waiting forever
-    for a case message that will never be queued there."""
+    the case's next event reaches it as a message of its own instead of waiting forever
+    for a case message that will never be queued there, and the case's card, posted there
+    once without paging anyone, carries the events after it."""
     from monitor.alerting.sla import sweep
 
     appstore.reviews = [review(1, content="催收威胁要上门，我要打12378")]
@@ -299,7 +300,14 @@ def test_a_sink_that_never_carried_the_case_gets_its_events_as_messages_not_a_wa
         clock.advance(timedelta(seconds=20))
     renamed = [r for r in rows(svc) if r.sink == "slack-main"]
     assert renamed and all(r.status == "sent" for r in renamed)
-    escalation = [m for m in slack.messages if "升级 L1" in m.text]
-    assert escalation and all(m.thread_ts is None for m in escalation)
-    assert all("工单 #1" in m.text for m in escalation)
-    assert root.ts not in {m.thread_ts for m in slack.messages}  # the old sink's thread
+    after = slack.messages[slack.messages.index(root) + 1 :]
+    assert root.ts not in {m.thread_ts for m in after}  # the old sink's thread is not used
+    # The first event, with no thread there yet, is a message of its own naming the case.
+    assert "升级 L1" in after[0].text and "工单 #1" in after[0].text
+    assert after[0].thread_ts is None
+    # The case's card follows once, paging nobody again, and carries the case from then on.
+    cards = [m for m in after if "新投诉" in m.text]
+    assert len(cards) == 1 and cards[0].thread_ts is None
+    assert "<!here>" not in cards[0].text and "<@" not in cards[0].text
+    later = after[after.index(cards[0]) + 1 :]
+    assert later and all(m.thread_ts == cards[0].ts for m in later)

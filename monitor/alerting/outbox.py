@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -271,13 +271,18 @@ def _claim_next(
                     row.maybe_sent = False
                     row.last_error = f"the case's message (delivery {root}) failed; no thread"
                     return _waiting(row, alert.kind)
-                if row.case_id is None or _root(session, row.case_id, row.sink) is not None:
+                if row.case_id is None or _carrying(session, row.case_id, row.sink):
                     # The case's message is not out yet (it may ride in a group): wait.
                     row.next_attempt_at = now + _WAIT_FOR_ROOT
                     return _waiting(row, alert.kind)
-                # This sink never carried the case (added or renamed since it was announced):
-                # no thread will come, so the event goes out as a message naming the case.
-                adapted, method = method, "post"
+                # This sink never carried the case (added or renamed since it was announced).
+                if method == "update":
+                    # The card goes out once as the case's message there, so later events
+                    # thread under it; without mentions: it is no new case to page about.
+                    notice = replace(notice, mentions=())
+                    method = "post"
+                else:  # no thread yet: the event is a message of its own naming the case
+                    adapted, method = method, "post"
             else:
                 thread = SinkRef(posted.channel, posted.ref)
         group: tuple[Notice, ...] = ()
@@ -327,6 +332,25 @@ def _method(value: str) -> NoticeMethod:
     if value in ("post", "reply", "update", "file"):
         return value  # type: ignore[return-value]
     raise ValueError(f"unknown delivery method {value!r}")
+
+
+def _carrying(session: Session, case_id: int, sink: str) -> bool:
+    """Whether a message that carries the case (its own, its group's, or a regrade's
+    card, the first this sink got) is queued or out on this sink."""
+    if _root(session, case_id, sink) is not None:
+        return True
+    regrade = session.execute(
+        select(col(DeliveryRow.id))
+        .join(AlertRow, col(AlertRow.id) == col(DeliveryRow.alert_id))
+        .where(
+            col(AlertRow.case_id) == case_id,
+            col(AlertRow.kind) == AlertKind.REGRADED.value,
+            col(DeliveryRow.sink) == sink,
+            col(DeliveryRow.status) == DeliveryStatus.PENDING.value,
+        )
+        .limit(1)
+    ).first()
+    return regrade is not None
 
 
 def _root(
@@ -416,8 +440,9 @@ def _finish(
         row.last_error = error
         if claim.method != "post" or (claim.out is not None and claim.out.adapted_from):
             return True
-        # The case's message: later events go into its thread, edits change it.
-        if claim.alert_kind == AlertKind.NEW_CASE and claim.case_id is not None:
+        # The case's message: later events go into its thread, edits change it. A regrade's
+        # or an edit's card is one only on a sink that had none for the case (`known`).
+        if claim.alert_kind in _CASE_MESSAGES and claim.case_id is not None:
             case_ids: Sequence[int | None] = [claim.case_id]
         elif claim.alert_kind == AlertKind.GROUP:
             case_ids = (
