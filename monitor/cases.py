@@ -181,12 +181,11 @@ class NearIndex:
             session.connection().exec_driver_sql("SET LOCAL enable_sort = off")
             # Thousands of index lookups, costed high enough to be compiled: 0.3 s lost.
             session.connection().exec_driver_sql("SET LOCAL jit = off")
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            for band, post_id, case_id in _newest_per_band(
-                session, chunk, state, self.since, self.PER_BAND
-            ):
-                self._index(post_id, [band], case_id)
+        # One statement for the page: the bands travel as one array (or JSON) parameter.
+        for band, post_id, case_id in _newest_per_band(
+            session, keys, state, self.since, self.PER_BAND
+        ):
+            self._index(post_id, [band], case_id)
         if dialect == "postgresql":
             session.connection().exec_driver_sql("SET LOCAL enable_sort = DEFAULT")
             session.connection().exec_driver_sql("SET LOCAL jit = DEFAULT")
