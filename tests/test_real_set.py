@@ -203,6 +203,10 @@ def test_keyword_sample_takes_rare_words_first_and_skips_drawn_posts(tmp_path: P
     _filled(kw, [f"{rows[0].id}\tnone\tneutral\tother\t"])
     rb.import_filled(kw.with_name("batch_k01.labels.tsv"), "me", data, labels)
     assert [r.sample for r in read_labels(labels)] == ["keyword"]
+    # A fresh work folder (a new machine) does not draw an already-labelled post again.
+    again = rb.draw(data, tmp_path / "work3", batches=1, size=10, keyword=True, labels_path=labels)
+    drawn_again = {r.sha for r in rb.read_batch(again[0]).values()}
+    assert drawn_again == {p.sha for p in rb.keyword_order(data, set())} - {rows[0].sha}
 
 
 def _filled(batch: Path, rows: list[str]) -> Path:

@@ -168,6 +168,7 @@ def draw(
     size: int = 150,
     keyword: bool = False,
     files: Collection[str] = (),
+    labels_path: Path | None = None,
 ) -> list[Path]:
     """Write `batches` new batches after the existing ones: `batch_NN.tsv` from the random
     sample, `batch_kNN.tsv` (with `keyword`) from the keyword sample.
@@ -175,12 +176,16 @@ def draw(
     A post already in any batch in `out_dir` is never drawn again, so the two samples
     share no post and no batch file is ever rewritten. With only random batches drawn,
     batch NN holds posts (NN-1)*size+1 .. NN*size of the fixed order. `files` narrows
-    the keyword sample to some of the three files.
+    the keyword sample to some of the three files. A post already in `labels_path` is not
+    drawn either: the work folder lives outside the repository and is lost with the
+    machine, the label file is not.
     """
     if out_dir.resolve().is_relative_to(REPO_ROOT):
         raise RealSetError(f"{out_dir}: batches hold public text; write them outside the repo")
     existing = _batch_files(out_dir)
     drawn = {row.sha for path in existing for row in read_batch(path).values()}
+    if labels_path is not None and labels_path.is_file():
+        drawn |= {r.text_sha for r in read_labels(labels_path)}
     prefix = "k" if keyword else ""
     numbers = [
         int(p.stem.removeprefix("batch_").removeprefix("k"))
@@ -350,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--size", type=int, default=150)
     d.add_argument("--keyword", action="store_true", help="the keyword sample (batch_kNN)")
     d.add_argument("--file", action="append", default=[], help="keyword sample from this file")
+    d.add_argument("--labels", type=Path, default=LABELS_PATH, help="posts here are not drawn")
     i = sub.add_parser("import", help="merge a filled batch into the label file")
     i.add_argument("filled", type=Path)
     i.add_argument("--labeller", required=True)
@@ -361,7 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     try:
         if args.cmd == "draw":
-            for path in draw(data_dir, args.out, args.batches, args.size, args.keyword, args.file):
+            for path in draw(
+                data_dir, args.out, args.batches, args.size, args.keyword, args.file, args.labels
+            ):
                 print(f"wrote {path}")
         elif args.cmd == "import":
             new = import_filled(args.filled, args.labeller, data_dir, args.labels)
