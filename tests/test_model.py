@@ -163,11 +163,14 @@ def test_a_corrupt_or_incomplete_model_is_refused_clearly(tmp_path: Path) -> Non
 
 def test_a_users_own_sentiment_checkpoint_serves_after_export(tmp_path: Path) -> None:
     """A plain three-label fine-tune (no categories) works once exported; categories fall back."""
+    from tokenizers import Tokenizer
     from transformers import BertConfig, BertForSequenceClassification
 
     folder = tmp_path / "their-model"
+    # Their model reads the default model's tokenizer, so its table holds every id it gives.
+    pieces = Tokenizer.from_file(str(DEFAULT_MODEL / "tokenizer.json")).get_vocab_size()
     config = BertConfig(
-        vocab_size=5000,
+        vocab_size=pieces,
         hidden_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
