@@ -181,9 +181,11 @@ def store_strict(
             for (p, up), v in zip(fresh, verdicts, strict=True)
             if v.severity is not Severity.NONE or rows[up.id].case_id is not None
         }
-        keys = (k for m in minhashes.values() if m for k in bands(m))
+        # Cut once: the index asks for a post's bands again when it looks it up and adds it.
+        cut = {tuple(m): bands(m) for m in minhashes.values() if m}
+        keys = (k for b in cut.values() for k in b)
         authors = [(p.source, p.author) for p, _ in fresh]
-        near = NearIndex(session, svc.settings.policy, now, keys, authors)
+        near = NearIndex(session, svc.settings.policy, now, keys, authors, known_bands=cut)
         step = Step(svc, session, near, announce, now)
         for post, up in zip(posts, upserted, strict=True):
             if up.change is Change.UNCHANGED:
