@@ -478,8 +478,9 @@ def attach_to_case(
                 updated_at=now,
             )
             apply_deadlines(case, policy)
-            session.add(case)
-            session.flush()
+            # Written at once for its id, without a flush of everything the page changed
+            # so far (its posts' case ids go out together, with the next flush).
+            insert_now(session, case)
             assert case.id is not None
             if near is not None:
                 near.opened(case)
