@@ -312,9 +312,14 @@ class NearIndex:
     def nearest(self, post: PostRow, minhash: list[int] | None) -> tuple[CaseRow, float] | None:
         if not minhash:
             return None
-        shared: Counter[int] = Counter(
-            other for key in self.bands(minhash) for other in self.posts_by_band.get(key, ())
-        )
+        # Counted band by band in C (Counter.update), first seen in the same order as one
+        # generator over them: most_common breaks ties by that order.
+        shared: Counter[int] = Counter()
+        posts_by_band = self.posts_by_band
+        for key in self.bands(minhash):
+            sharing = posts_by_band.get(key)
+            if sharing:
+                shared.update(sharing)
         shared.pop(post.id or -1, None)
         top: list[int] = []
         for pid, _ in shared.most_common():
