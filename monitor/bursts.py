@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from monitor.config import Settings
 from monitor.domain import AlertKind, DeliveryStatus, Notice, Severity
 from monitor.notices import grade_mentions
-from monitor.store.notices import enqueue, memo_of
+from monitor.store.notices import enqueue, memo_of, write_outbox
 from monitor.store.tables import AlertRow, DeliveryRow
 
 HOLD = timedelta(seconds=60)  # gather the burst for a minute before posting the group
@@ -67,6 +67,7 @@ def group_for(
         .scalar_subquery()
     )
     tried = aliased(DeliveryRow)
+    write_outbox(session)  # the outbox rows this transaction queued, as this query reads them
     open_group = session.execute(
         select(col(AlertRow.id))
         .join(DeliveryRow, col(AlertRow.id) == col(DeliveryRow.alert_id))

@@ -150,7 +150,9 @@ class NearIndex:
         now: datetime,
         band_keys: Iterable[str],
         authors: Iterable[tuple[str, str]] = (),
+        known_bands: dict[tuple[int, ...], list[str]] | None = None,
     ) -> None:
+        """`known_bands`: the bands of signatures the caller already cut (see `bands`)."""
         self.session = session
         self.rules = policy.near_duplicates
         self.since = now - timedelta(days=self.rules.window_days)
@@ -163,7 +165,8 @@ class NearIndex:
         self.by_author: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
         self.rows: dict[int, CaseRow] = {}  # the candidates' cases and those the page opened
         self.texts: dict[int, tuple[str, str]] = {}  # (title, body) of candidates not compared yet
-        self._bands: dict[tuple[int, ...], list[str]] = {}
+        self._bands: dict[tuple[int, ...], list[str]] = dict(known_bands or {})
+        self._own: dict[int, set[str]] = {}  # shingles of the page's posts looked up
         self._read_authors(sorted(set(authors)))
         keys = sorted(set(band_keys))
         state: Any = col(CaseRow.state)
@@ -182,10 +185,14 @@ class NearIndex:
             # Thousands of index lookups, costed high enough to be compiled: 0.3 s lost.
             session.connection().exec_driver_sql("SET LOCAL jit = off")
         # One statement for the page: the bands travel as one array (or JSON) parameter.
+        # _index inlined: tens of thousands of rows per page.
+        posts_by_band, bands_of, case_of = self.posts_by_band, self.bands_of, self.case_of
         for band, post_id, case_id in _newest_per_band(
             session, keys, state, self.since, self.PER_BAND
         ):
-            self._index(post_id, [band], case_id)
+            posts_by_band[band].add(post_id)
+            bands_of[post_id].append(band)
+            case_of[post_id] = case_id
         if dialect == "postgresql":
             session.connection().exec_driver_sql("SET LOCAL enable_sort = DEFAULT")
             session.connection().exec_driver_sql("SET LOCAL jit = DEFAULT")
@@ -279,7 +286,10 @@ class NearIndex:
         """A post of the page now in a case: a candidate for the posts after it."""
         assert post.id is not None and post.case_id is not None
         self._index(post.id, keys, post.case_id)
-        self.grams[post.id] = shingles(_text(post.title, post.body), self.rules.shingle)
+        own = self._own.pop(post.id, None)  # as `nearest` cut them, when it looked the post up
+        self.grams[post.id] = (
+            own if own is not None else shingles(_text(post.title, post.body), self.rules.shingle)
+        )
         self.pending[post.id] = keys
 
     def bands(self, minhash: list[int]) -> list[str]:
@@ -302,9 +312,14 @@ class NearIndex:
     def nearest(self, post: PostRow, minhash: list[int] | None) -> tuple[CaseRow, float] | None:
         if not minhash:
             return None
-        shared: Counter[int] = Counter(
-            other for key in self.bands(minhash) for other in self.posts_by_band.get(key, ())
-        )
+        # Counted band by band in C (Counter.update), first seen in the same order as one
+        # generator over them: most_common breaks ties by that order.
+        shared: Counter[int] = Counter()
+        posts_by_band = self.posts_by_band
+        for key in self.bands(minhash):
+            sharing = posts_by_band.get(key)
+            if sharing:
+                shared.update(sharing)
         shared.pop(post.id or -1, None)
         top: list[int] = []
         for pid, _ in shared.most_common():
@@ -318,6 +333,8 @@ class NearIndex:
             for pid in missing:
                 self.grams[pid] = shingles(_text(*self.texts.pop(pid)), self.rules.shingle)
         text = shingles(_text(post.title, post.body), self.rules.shingle)
+        if post.id is not None:
+            self._own[post.id] = text
         best: tuple[float, int] | None = None
         for pid in top:
             theirs = self.grams[pid]
@@ -466,8 +483,9 @@ def attach_to_case(
                 updated_at=now,
             )
             apply_deadlines(case, policy)
-            session.add(case)
-            session.flush()
+            # Written at once for its id, without a flush of everything the page changed
+            # so far (its posts' case ids go out together, with the next flush).
+            insert_now(session, case)
             assert case.id is not None
             if near is not None:
                 near.opened(case)

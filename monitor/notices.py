@@ -9,9 +9,10 @@ mentions, links and bold words are marks (`monitor.domain.mention_mark` and frie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from monitor.classify.pii import mask_pii
@@ -27,7 +28,7 @@ from monitor.domain import (
     mention_mark,
     strip_format,
 )
-from monitor.store.tables import CaseRow, PostRow, VerdictRow
+from monitor.store.tables import CaseRow, PostRow
 
 CATEGORY_LABELS = {
     "collection": "催收",
@@ -170,11 +171,23 @@ def case_state(case: CaseRow, tz: ZoneInfo) -> dict[str, Any]:
     return {"status_parts": parts, "owner": case.owner, "state": case.state}
 
 
+class Grading(Protocol):
+    """What a case's message shows of a grade: a stored VerdictRow, or the Verdict a page
+    just stored (it does not keep the rows it wrote)."""
+
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def signals(self) -> Sequence[str]: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+
 def case_notice(
     settings: Settings,
     case: CaseRow,
     post: PostRow,
-    verdict: VerdictRow,
+    verdict: Grading,
     *,
     kind: AlertKind,
     dedup_key: str,

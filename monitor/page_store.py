@@ -22,9 +22,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
@@ -37,6 +37,7 @@ from monitor.platform import apply_platform
 from monitor.store.bulk import replace_bands, upsert_posts
 from monitor.store.notices import remember
 from monitor.store.posts import Change, Upserted
+from monitor.store.rows import table_of
 from monitor.store.tables import PostRow, VerdictRow
 
 if TYPE_CHECKING:
@@ -46,8 +47,9 @@ log = logging.getLogger(__name__)
 
 PAGE = 200  # posts per transaction: a feed page or a few, a fraction of a second to store
 
-# The opaque per-post alert step (pipeline._announce): True when an alert was queued.
-Announce = Callable[["Services", Session, CaseOutcome, PostRow, VerdictRow, datetime], bool]
+# The opaque per-post alert step (pipeline._announce), given the post's grade as stored in
+# its VerdictRow: True when an alert was queued.
+Announce = Callable[["Services", Session, CaseOutcome, PostRow, Verdict, datetime], bool]
 # Grades worked out before the page's transaction (page_writer), by what was graded.
 Graded = Mapping[GradeInput, Verdict]
 
@@ -160,12 +162,18 @@ def store_strict(
                 .execution_options(populate_existing=True)
             ).scalars()
         }
-        graded: dict[int, tuple[Verdict, VerdictRow]] = {
-            up.id: (v, _verdict_row(up.id, p, v, now))
-            for (p, up), v in zip(fresh, verdicts, strict=True)
-        }
-        session.add_all([vr for _, vr in graded.values()])
-        session.flush()
+        graded = {up.id: v for (_, up), v in zip(fresh, verdicts, strict=True)}
+        # One multi-row INSERT, in the page's order (so the ids are those a flush gives):
+        # nothing in the page needs them as ORM objects, and building 200 SQLModel rows
+        # (validated field by field) cost more than writing them.
+        if fresh:
+            session.connection().execute(
+                insert(table_of(VerdictRow)),
+                [
+                    _verdict_values(up.id, p, v, now)
+                    for (p, up), v in zip(fresh, verdicts, strict=True)
+                ],
+            )
         # Only posts in cases are near-duplicate candidates: others need no signature.
         shingle = svc.settings.policy.near_duplicates.shingle
         minhashes = {
@@ -173,9 +181,11 @@ def store_strict(
             for (p, up), v in zip(fresh, verdicts, strict=True)
             if v.severity is not Severity.NONE or rows[up.id].case_id is not None
         }
-        keys = (k for m in minhashes.values() if m for k in bands(m))
+        # Cut once: the index asks for a post's bands again when it looks it up and adds it.
+        cut = {tuple(m): bands(m) for m in minhashes.values() if m}
+        keys = (k for b in cut.values() for k in b)
         authors = [(p.source, p.author) for p, _ in fresh]
-        near = NearIndex(session, svc.settings.policy, now, keys, authors)
+        near = NearIndex(session, svc.settings.policy, now, keys, authors, known_bands=cut)
         step = Step(svc, session, near, announce, now)
         for post, up in zip(posts, upserted, strict=True):
             if up.change is Change.UNCHANGED:
@@ -186,31 +196,33 @@ def store_strict(
                 result.status_changes += 1
                 apply_platform(session, svc.settings, row, post.platform, up.previous_status, now)
                 continue
-            verdict, verdict_row = graded[up.id]
+            verdict = graded[up.id]
             if up.change is Change.NEW:
                 result.new += 1
             else:
                 result.edited += 1
             grade = verdict.severity.value
             result.by_severity[grade] = result.by_severity.get(grade, 0) + 1
-            step.settle(post, up, row, verdict, verdict_row, minhashes.get(up.id), result)
+            step.settle(post, up, row, verdict, minhashes.get(up.id), result)
         edited = {up.id for up in upserted if up.change is Change.EDITED}
         replace_bands(session, near.pending, edited)  # the page's signatures, in one INSERT
 
 
-def _verdict_row(post_id: int, post: Post, verdict: Verdict, now: datetime) -> VerdictRow:
-    return VerdictRow(
-        post_id=post_id,
-        content_hash=post.content_hash,
-        model=verdict.model,
-        sentiment=verdict.sentiment.value,
-        sentiment_score=verdict.sentiment_score,
-        severity=verdict.severity.value,
-        categories=list(verdict.categories),
-        signals=list(verdict.signals),
-        reasons=list(verdict.reasons),
-        created_at=now,
-    )
+def _verdict_values(post_id: int, post: Post, verdict: Verdict, now: datetime) -> dict[str, Any]:
+    """The post's VerdictRow, as the values of its INSERT."""
+    return {
+        "post_id": post_id,
+        "content_hash": post.content_hash,
+        "model": verdict.model,
+        "sentiment": verdict.sentiment.value,
+        "sentiment_score": verdict.sentiment_score,
+        "severity": verdict.severity.value,
+        "categories": list(verdict.categories),
+        "signals": list(verdict.signals),
+        "reasons": list(verdict.reasons),
+        "created_at": now,
+        "digest_alert_id": None,
+    }
 
 
 @dataclass
@@ -234,7 +246,6 @@ class Step:
         up: Upserted,
         row: PostRow,
         verdict: Verdict,
-        verdict_row: VerdictRow,
         minhash: list[int] | None,
         result: RunResult,
     ) -> None:
@@ -253,7 +264,7 @@ class Step:
             result.cases_opened += 1
         # A complaint first seen already settled on its platform is recorded, not alerted.
         settled = up.change is Change.NEW and post.platform is not None and post.platform.final
-        if not settled and self.announce(svc, session, outcome, row, verdict_row, now):
+        if not settled and self.announce(svc, session, outcome, row, verdict, now):
             result.alerts += 1
         if post.platform is not None:
             apply_platform(

@@ -27,7 +27,7 @@ from monitor.clock import Clock
 from monitor.collectors import collector_class
 from monitor.collectors.http import HttpClient
 from monitor.config import Settings, SourceConfig
-from monitor.domain import AlertKind, Post, RawPost, Rejected, Severity
+from monitor.domain import AlertKind, Post, RawPost, Rejected, Severity, Verdict
 from monitor.errors import CollectorFailed, KoubeiError, SourceBlocked, describe
 from monitor.health import evaluate
 from monitor.normalize import clean_id, normalize
@@ -43,7 +43,6 @@ from monitor.store.tables import (
     CaseRow,
     PostRow,
     SourceRunRow,
-    VerdictRow,
 )
 
 log = logging.getLogger(__name__)
@@ -425,7 +424,7 @@ def _announce(
     session: Session,
     outcome: CaseOutcome,
     post: PostRow,
-    verdict: VerdictRow,
+    verdict: Verdict,
     now: datetime,
 ) -> bool:
     case = outcome.case

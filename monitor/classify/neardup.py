@@ -62,6 +62,6 @@ def bands(sig: list[int]) -> list[str]:
     rows = len(sig) // BANDS
     keys = []
     for b in range(BANDS):
-        chunk = ",".join(str(v) for v in sig[b * rows : (b + 1) * rows])
+        chunk = ",".join(map(str, sig[b * rows : (b + 1) * rows]))
         keys.append(hashlib.blake2b(f"{b}:{chunk}".encode(), digest_size=8).hexdigest())
     return keys

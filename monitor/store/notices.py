@@ -25,6 +25,7 @@ from monitor.store.rows import insert_now, table_of
 from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
 _MEMO = "koubei.notices.memo"
+_OUTBOX = "koubei.notices.outbox"  # outbox rows queued under a memo, not written yet
 
 
 @dataclass
@@ -120,6 +121,8 @@ def remember(session: Session) -> Memo:
         # A rollback (a savepoint's too) takes back what the memo was told: it goes with it.
         if not event.contains(session, "after_transaction_end", _forget):
             event.listen(session, "after_transaction_end", _forget)
+        if not event.contains(session, "before_commit", write_outbox):
+            event.listen(session, "before_commit", write_outbox)
     return memo
 
 
@@ -127,6 +130,22 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
     # A flush runs in a subtransaction of its own: only a real end (or a savepoint's) counts.
     if transaction.nested or transaction.parent is None:
         session.info.pop(_MEMO, None)
+    if transaction.parent is None and not transaction.nested:
+        # Written before a commit (write_outbox): what is left went with a rollback.
+        session.info.pop(_OUTBOX, None)
+
+
+def write_outbox(session: Session) -> None:
+    """Write the outbox rows queued under the memo, in the order they were queued.
+
+    With a memo, `enqueue_to` keeps its outbox rows and they are written together: by
+    the commit (this runs before it), and by whatever reads the outbox in the
+    transaction first (bursts.group_for). Their alerts are written at once, as before,
+    so the rows' ids and contents are those of one INSERT per alert.
+    """
+    rows = session.info.pop(_OUTBOX, None)
+    if rows:
+        session.connection().execute(insert(table_of(DeliveryRow)), rows)
 
 
 def memo_of(session: Session) -> Memo | None:
@@ -239,24 +258,31 @@ def enqueue_to(
     if group_id is not None or not targets:
         return alert
     due = max(now, not_before) if not_before else now
-    session.connection().execute(
-        insert(table_of(DeliveryRow)),
-        [
-            {
-                "alert_id": alert.id,
-                "sink": sink,
-                "channel": channel,
-                "method": method,
-                "case_id": notice.case_id,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "maybe_sent": False,
-                "next_attempt_at": due,
-                "created_at": now,
-            }
-            for sink, channel in targets
-        ],
-    )
+    rows = [
+        {
+            "alert_id": alert.id,
+            "sink": sink,
+            "channel": channel,
+            "method": method,
+            "case_id": notice.case_id,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "maybe_sent": False,
+            "next_attempt_at": due,
+            "created_at": now,
+        }
+        for sink, channel in targets
+    ]
+    if memo is not None:
+        # A page's alerts each have their outbox rows: written together (write_outbox).
+        if session.in_nested_transaction():
+            # Rows kept from before the savepoint would be written after these, or inside
+            # it and lost with its rollback: no page opens one.
+            raise RuntimeError("enqueue_to: a savepoint inside a transaction with a notices memo")
+        session.info.setdefault(_OUTBOX, []).extend(rows)
+        return alert
+    write_outbox(session)  # rows kept before a savepoint ended the memo go first
+    session.connection().execute(insert(table_of(DeliveryRow)), rows)
     return alert
 
 
