@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 PAGE = 200  # posts per transaction: a feed page or a few, a fraction of a second to store
 
-# The opaque per-post alert step (pipeline._announce), given the post's grade as stored in
-# its VerdictRow: True when an alert was queued.
+# The opaque per-post alert step (pipeline._announce), given the post's Verdict (the page
+# writes its VerdictRows by one INSERT and keeps no row objects): True when an alert was queued.
 Announce = Callable[["Services", Session, CaseOutcome, PostRow, Verdict, datetime], bool]
 # Grades worked out before the page's transaction (page_writer), by what was graded.
 Graded = Mapping[GradeInput, Verdict]
