@@ -123,6 +123,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument(
+        "--encoder",
+        type=Path,
+        default=None,
+        help="a second model: the cascade (the --model decides P1 pages, this grades the rest) "
+        "is measured beside each model alone",
+    )
     parser.add_argument("--threads", type=int, default=2, help="the CI machine has two cores")
     parser.add_argument("--seconds", type=float, default=8.0, help="per speed figure")
     parser.add_argument("--skip-bert-base", action="store_true")
@@ -132,9 +139,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--real-split",
-        choices=("heldout", "train"),
+        choices=("heldout", "train", "dev"),
         default="heldout",
-        help="the real set's split to measure (train: for error analysis only)",
+        help="the real set's split to measure (train: for error analysis only; dev: the fifth "
+        "of the train split no fine-tune trains on, to make decisions on)",
     )
     args = parser.parse_args()
     if args.real_only:
@@ -243,16 +251,20 @@ class RealPosts:
 
     @classmethod
     def load(cls, data_dir: Path, split: str) -> RealPosts:
-        from monitor.classify.real_set import load_real, read_labels
+        from monitor.classify.real_set import is_dev_fold, load_real, read_labels
         from monitor.training.real_eval import read_ccf
 
         real = load_real(data_dir, read_labels())
         ccf_train, ccf_heldout = read_ccf(data_dir)
-        return cls(real.split(split), ccf_train, ccf_heldout, split)  # type: ignore[arg-type]
+        if split == "dev":
+            rows = [j for j in real.split("train") if is_dev_fold(j.label.text_sha)]
+        else:
+            rows = real.split(split)  # type: ignore[arg-type]
+        return cls(rows, ccf_train, ccf_heldout, split)
 
     def held_texts(self) -> list[str]:
         """Texts no baseline may train on: held-out real posts and CCF held-out rows."""
-        held = [j.text for j in self.rows] if self.split == "heldout" else []
+        held = [j.text for j in self.rows] if self.split != "train" else []
         return held + [r.text for r in self.ccf_heldout]
 
     def figures(self, grade: Callable[[Sequence[str]], list[Any]]) -> dict[str, Any]:
@@ -261,8 +273,11 @@ class RealPosts:
         return real_figures(grade, self.rows)
 
     def model_figures(self, grader: Any, clf: Any) -> dict[str, Any]:
+        """`clf` reads CCF's sentiment and sets the bare model speed; `grader` grades."""
         from monitor.classify import GradeInput
         from monitor.training.real_eval import macro_f1
+
+        texts = [j.text for j in self.rows][:1024]
 
         guess = [
             max(range(3), key=lambda i: p.sentiment[i])
@@ -271,8 +286,10 @@ class RealPosts:
         return {
             "real": self.figures(lambda ts: grader.grade_many([GradeInput(t) for t in ts])),
             "ccf_heldout_macro_f1": macro_f1([r.sentiment for r in self.ccf_heldout], guess),
-            "per_s_batch64_real": rate(
-                lambda ts: clf.predict(ts, 64), [j.text for j in self.rows][:1024], 4.0
+            "per_s_batch64_real": rate(lambda ts: clf.predict(ts, 64), texts, 4.0),
+            # With the policy around it: the figure a cascade is compared by.
+            "per_s_batch64_real_graded": rate(
+                lambda ts: grader.grade_many([GradeInput(t) for t in ts], 64), texts, 4.0
             ),
         }
 
@@ -293,6 +310,7 @@ class RealPosts:
 
 def real_only(args: Any) -> int:
     """The real posts alone: the shipped model, the rules grader and TF-IDF on CCF."""
+    from monitor.classify.cascade import CascadeGrader
     from monitor.classify.factory import model_grader
     from monitor.classify.onnx_model import OnnxClassifier
     from monitor.classify.real_set import RealSetError
@@ -308,12 +326,21 @@ def real_only(args: Any) -> int:
     settings = load_settings(env={})
     clf = OnnxClassifier(args.model, threads=args.threads)
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
+    first = model_grader(settings, clf)
     figures: dict[str, Any] = {
         "model_name": args.model.name,
         "ccf_heldout_unseen": ccf_heldout_unseen(args.model),
-        "model": real.model_figures(model_grader(settings, clf), clf),
+        "model": real.model_figures(first, clf),
         "rules": {"real": real.figures(lambda ts: [rules.grade(t) for t in ts])},
     }
+    if args.encoder:
+        enc = OnnxClassifier(args.encoder, threads=args.threads)
+        second = model_grader(settings, enc)
+        figures["encoder_name"] = args.encoder.name
+        figures["encoder"] = real.model_figures(second, enc)
+        # The cascade's sentiment-only figure (CCF) is the encoder's: it reads every post the
+        # first model does not page.
+        figures["cascade"] = real.model_figures(CascadeGrader(first, second), enc)
     try:
         figures["tfidf_lr"] = {"ccf_heldout_macro_f1": real.ccf_tfidf()}
     except ImportError as exc:
@@ -546,12 +573,20 @@ def report(f: dict[str, Any]) -> None:
 
 
 def _graders(f: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return (("model", f["model_name"]), ("rules", "rules grader"), ("tfidf_lr", "TF-IDF + LR"))
+    models = [("model", f["model_name"])]
+    if "cascade" in f:
+        models += [("encoder", f["encoder_name"]), ("cascade", "cascade")]
+    return (*models, ("rules", "rules grader"), ("tfidf_lr", "TF-IDF + LR"))
+
+
+def _main_key(f: dict[str, Any]) -> str:
+    """The grader the targets are checked on: the cascade where one is measured."""
+    return "cascade" if "cascade" in f else "model"
 
 
 def _real_row(name: str, group: str, g: dict[str, Any]) -> str:
     return (
-        f"{name:<18} {group:<8} {g['texts']:>5}  {g['severity_exact']:>6.1%} "
+        f"{name:<20} {group:<8} {g['texts']:>5}  {g['severity_exact']:>6.1%} "
         f"{g['severity_within_one']:>7.1%}  {g['p3_alerted']:>7.1%} ({g['p3_labelled']:>4})  "
         f"{g['calm_graded_p1_p2']:>5}  {g['graded_p1_not_p1']:>5}  "
         f"{g['p1_found']:>2}/{g['p1_labelled']:<2}"
@@ -562,7 +597,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
     """The real posts, every grader side by side, and the issue's targets on them."""
     print(f"\n== real posts, {real.split} split (labelled by the guide in docs/labelling.md) ==")
     print(
-        f"{'grader':<18} {'sample':<8} {'posts':>5}  {'exact':>6} {'within1':>7}  "
+        f"{'grader':<20} {'sample':<8} {'posts':>5}  {'exact':>6} {'within1':>7}  "
         f"{'P3 alerted (of)':>15}  {'calm':>5}  {'P1 no':>5}  P1 found"
     )
     for key, name in _graders(f):
@@ -570,7 +605,8 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
         for group in ("all", "random", "keyword") if real_f else ():
             print(_real_row(name if group == "all" else "", group, real_f[group]))
     print("  calm: labelled none, graded P1 or P2; P1 no: graded P1, labelled otherwise")
-    m = f["model"]["real"]["all"]
+    main = _main_key(f)
+    m = f[main]["real"]["all"]
     targets = [
         ("severity exact >= 85%", m["severity_exact"] >= 0.85),
         ("within one >= 97%", m["severity_within_one"] >= 0.97),
@@ -578,7 +614,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
         ("no calm post graded P1/P2", m["calm_graded_p1_p2"] == 0),
         ("no post graded P1 that is not a P1", m["graded_p1_not_p1"] == 0),
     ]
-    print("targets (model, both samples): " + "; ".join(f"{t} {_mark(ok)}" for t, ok in targets))
+    print(f"targets ({main}, both samples): " + "; ".join(f"{t} {_mark(ok)}" for t, ok in targets))
     for key, name in _graders(f):
         cats = f.get(key, {}).get("real", {}).get("all", {}).get("categories")
         if cats:
@@ -590,7 +626,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
                     for c, v in cats.items()
                 )
             )
-    ccf_model = f["model"]["ccf_heldout_macro_f1"]
+    ccf_model = f[main]["ccf_heldout_macro_f1"]
     ccf_tfidf = f.get("tfidf_lr", {}).get("ccf_heldout_macro_f1")
     print(
         f"CCF 3-class macro-F1, held-out third of its train file ({len(real.ccf_heldout)} rows): "
@@ -605,7 +641,14 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
             f"SnowNLP (sentiment only, no grades): {s['real_polar_accuracy']:.1%} positive vs "
             f"negative on the {s['real_polar_texts']} real posts labelled one or the other"
         )
-    print(f"model texts/s at batch 64 on the real texts: {f['model']['per_s_batch64_real']:.0f}")
+    for key, name in _graders(f):
+        g = f.get(key, {})
+        if "per_s_batch64_real_graded" in g:
+            print(
+                f"{name}: texts/s at batch 64 on the real texts, model alone "
+                f"{g['per_s_batch64_real']:.0f}, graded (policy included) "
+                f"{g['per_s_batch64_real_graded']:.0f}"
+            )
     held = f["model"].get("lending_heldout")
     if held:
         lending = [

@@ -151,6 +151,9 @@ class ClassifierConfig(Strict):
     # A model directory (relative to this config file): koubei train's output or any
     # Hugging Face sequence-classification checkpoint exported with `koubei export-onnx`.
     model: str | None = None  # default: DEFAULT_MODEL
+    # A second model (relative to this config file) that grades every post the first does
+    # not page as P1; the first still decides crisis pages (monitor/classify/cascade.py).
+    encoder: str | None = None
     threads: int | None = Field(default=None, ge=1, le=64)
     batch_size: int = Field(default=64, ge=1, le=1024)
     category_threshold: float = Field(default=0.35, gt=0, lt=1)
@@ -546,6 +549,13 @@ class Settings(Strict):
             return DEFAULT_MODEL
         model = Path(self.app.classifier.model)
         return model if model.is_absolute() else (self.path.parent / model).resolve()
+
+    def encoder_dir(self) -> Path | None:
+        """The cascade's second model, if the config names one."""
+        if self.app.classifier.encoder is None:
+            return None
+        enc = Path(self.app.classifier.encoder)
+        return enc if enc.is_absolute() else (self.path.parent / enc).resolve()
 
     def source(self, name: str) -> SourceConfig:
         for src in self.app.sources:

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from monitor.classify import Grader
+from monitor.classify.cascade import CascadeGrader
 from monitor.classify.model_grader import ModelGrader, TextModel
 from monitor.classify.onnx_model import OnnxClassifier
 from monitor.classify.rules import RulesGrader
@@ -38,4 +39,8 @@ def build_grader(settings: Settings) -> Grader:
     cfg = settings.app.classifier
     if cfg.kind == "rules":
         return RulesGrader(settings.lexicon, settings.policy.raise_one_step)
-    return model_grader(settings, load_classifier(settings.model_dir(), cfg.threads))
+    first = model_grader(settings, load_classifier(settings.model_dir(), cfg.threads))
+    encoder = settings.encoder_dir()
+    if encoder is None:
+        return first
+    return CascadeGrader(first, model_grader(settings, load_classifier(encoder, cfg.threads)))

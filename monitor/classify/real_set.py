@@ -89,6 +89,11 @@ def split_of(sha: str) -> Split:
     return "heldout" if int(sha, 16) % 3 == 0 else "train"
 
 
+def is_dev_fold(sha: str) -> bool:
+    """A fifth of the train split that no fine-tune trains on, to make decisions on."""
+    return int(sha[-6:], 16) % 5 == 0
+
+
 def default_data_dir() -> Path:
     env = os.environ.get("KOUBEI_DATA_DIR")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"

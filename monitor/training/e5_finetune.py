@@ -32,7 +32,14 @@ from monitor.classify.factory import model_grader
 from monitor.classify.lending_set import LENDING_DIR, evaluation_sets, read_lending, texts_of
 from monitor.classify.model_grader import ModelGrader
 from monitor.classify.onnx_model import ONNX_FILE, OnnxClassifier
-from monitor.classify.real_set import ALLOWED, Joined, load_real, read_labels, read_posts
+from monitor.classify.real_set import (
+    ALLOWED,
+    Joined,
+    is_dev_fold,
+    load_real,
+    read_labels,
+    read_posts,
+)
 from monitor.config import Settings
 from monitor.domain import Verdict
 from monitor.training import stages
@@ -91,11 +98,6 @@ def real_stage(name: str, epochs: float, threads: int | None) -> E5Settings:
         lending_repeats=8,
         threads=threads,
     )
-
-
-def is_dev_fold(sha: str) -> bool:
-    """A fifth of the real train split kept out of the fine-tune, to make decisions on."""
-    return int(sha[-6:], 16) % 5 == 0
 
 
 @dataclass

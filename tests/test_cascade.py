@@ -1,0 +1,111 @@
+"""The cascade: the first model decides crisis pages, the second grades every other post."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.classify import GradeInput
+from monitor.classify.cascade import CascadeGrader
+from monitor.classify.factory import build_grader, model_grader
+from monitor.classify.onnx_model import Prediction
+from monitor.config import DEFAULT_MODEL, load_settings
+from monitor.domain import CATEGORIES, Severity
+from monitor.errors import ModelError
+from tests.conftest import write_config
+
+NEGATIVE = (0.97, 0.02, 0.01)
+CALM = (0.03, 0.9, 0.07)
+QUIET = dict.fromkeys(CATEGORIES, 0.01)
+
+CRISIS = "催收威胁要上门，我已经报警了"  # a named signal ("报警") in a complaint: P1
+STUCK = "更新后一直闪退，根本进不去"  # a failure that blocks the customer: P3
+FEES = "乱收会员费，钱被扣了"  # money harm: P2
+QUESTION = "会员费怎么退"  # calm question
+
+
+class Reader:
+    """A model that reads each text as its table says and records what it was asked."""
+
+    def __init__(self, version: str, table: Mapping[str, tuple[float, ...]]) -> None:
+        self.version, self.table, self.asked = version, table, list[str]()
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
+        self.asked += texts
+        return [Prediction(self.table[t], QUIET, {"P2": 0.01, "P3": 0.01}) for t in texts]
+
+
+def cascade(first: Reader, second: Reader) -> CascadeGrader:
+    settings = load_settings(env={})
+    return CascadeGrader(model_grader(settings, first), model_grader(settings, second))
+
+
+def test_a_crisis_page_is_the_first_models_and_the_second_never_reads_it() -> None:
+    first = Reader("small", {CRISIS: NEGATIVE, QUESTION: CALM})
+    second = Reader("encoder", {CRISIS: CALM, QUESTION: CALM})
+    crisis, calm = cascade(first, second).grade_many([GradeInput(CRISIS), GradeInput(QUESTION)])
+    assert crisis.severity is Severity.P1
+    assert "cascade: crisis page by small" in crisis.reasons
+    assert any("报警" in r for r in crisis.reasons)  # the words that decided it are still named
+    assert second.asked == [QUESTION]
+    assert calm.severity is Severity.NONE
+    assert crisis.model == calm.model == "cascade:small+encoder"
+
+
+def test_every_other_post_takes_the_second_models_grade() -> None:
+    # The first reads the question as an angry complaint, the second as calm: no alert.
+    first = Reader("small", {QUESTION: NEGATIVE, STUCK: CALM})
+    second = Reader("encoder", {QUESTION: CALM, STUCK: NEGATIVE})
+    settings = load_settings(env={})
+    alone = model_grader(settings, first).grade(QUESTION)
+    assert alone.severity is not Severity.NONE
+    question, stuck = cascade(first, second).grade_many([GradeInput(QUESTION), GradeInput(STUCK)])
+    assert question.severity is Severity.NONE
+    assert question.sentiment.value == "neutral"
+    assert "cascade: graded by encoder" in question.reasons
+    assert stuck.severity is Severity.P3
+
+
+def test_the_second_model_alone_never_pages_the_crisis_channel() -> None:
+    # The first reads the regulator's name as calm talk; the second would page it: the
+    # first's grade stands, since crisis pages are the first model's to make.
+    text = "我已经向银保监投诉了"
+    first = Reader("small", {text: CALM, FEES: NEGATIVE})
+    second = Reader("encoder", {text: NEGATIVE, FEES: NEGATIVE})
+    settings = load_settings(env={})
+    assert model_grader(settings, second).grade(text).severity is Severity.P1
+    graded, fees = cascade(first, second).grade_many([GradeInput(text), GradeInput(FEES)])
+    assert graded.severity is model_grader(settings, first).grade(text).severity
+    assert graded.severity is not Severity.P1
+    assert "cascade: encoder would page P1, small does not" in graded.reasons
+    assert fees.severity is Severity.P2
+
+
+def _config(tmp_path: Path, encoder: str) -> Path:
+    path = write_config(tmp_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["classifier"] = {"kind": "model", "model": str(DEFAULT_MODEL), "encoder": encoder}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_config_names_the_second_model(tmp_path: Path) -> None:
+    # Two real ONNX models from the repository, one as each stage.
+    base = DEFAULT_MODEL.parent / "koubei-bert-small"
+    grader = build_grader(load_settings(_config(tmp_path, str(base)), env={}))
+    assert isinstance(grader, CascadeGrader)
+    v = grader.grade("更新以后一直闪退，登不上去", rating=1)
+    assert v.severity is Severity.P3
+    assert v.model == "cascade:koubei-bert-small-l8+koubei-bert-small"
+    assert "cascade: graded by koubei-bert-small" in v.reasons
+
+
+def test_a_missing_second_model_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelError) as err:
+        build_grader(load_settings(_config(tmp_path, str(missing)), env={}))
+    assert str(missing) in str(err.value)
+    assert "koubei train" in str(err.value)
