@@ -402,7 +402,7 @@ def train(
     layers: Annotated[int, typer.Option(help="with --encoder e5: e5 layers kept")] = 6,
     specialise_epochs: Annotated[
         float, typer.Option(help="with --encoder e5: lending specialise passes (0: none)")
-    ] = 0.0,
+    ] = 4.0,
     real_epochs: Annotated[
         float,
         typer.Option(
@@ -439,17 +439,14 @@ def train(
     settings = _settings(config)
     folder = data_dir or Path(os.environ.get("KOUBEI_DATA_DIR") or "../shared/data")
     if encoder == "e5" and e5_dir is not None:
-        from monitor.training.e5_finetune import E5Settings, train_e5
+        from dataclasses import replace
 
-        e5_name = name if name != "koubei-bert-small" else f"koubei-e5-small{layers}"
-        es = E5Settings(
-            name=e5_name,
-            layers=layers,
-            epochs=finetune_epochs,
-            seed=E5Settings.seed if seed is None else seed,
-            threads=threads,
-            specialise_epochs=specialise_epochs,
-        )
+        from monitor.training.e5_finetune import encoder_recipe, train_e5
+
+        e5_name = name if name != "koubei-bert-small" else f"koubei-e5-small{layers}f"
+        es = encoder_recipe(e5_name, layers, finetune_epochs, specialise_epochs, threads)
+        if seed is not None:
+            es = replace(es, seed=seed)
         try:
             metrics = train_e5(folder, e5_dir, out, work / e5_name, settings, es)
         except (DataMissing, FileNotFoundError) as exc:

@@ -84,6 +84,25 @@ class E5Settings:
     from_trained: bool = False
 
 
+def encoder_recipe(
+    name: str, layers: int, epochs: float, specialise_epochs: float, threads: int | None
+) -> E5Settings:
+    """`koubei train --encoder e5`: e5-small cut and trained as the shipped model's last stage
+    is, with more public text (docs/grader-real-posts.md, "koubei-e5-small6f")."""
+    return E5Settings(
+        name=name,
+        layers=layers,
+        epochs=epochs,
+        lr=1e-4,
+        freeze_word_embeddings=False,
+        specialise_epochs=specialise_epochs,
+        lending_repeats=8,
+        public_sample=30000,
+        ccf_sample=8000,
+        threads=threads,
+    )
+
+
 def real_stage(name: str, epochs: float, threads: int | None) -> E5Settings:
     """`koubei train`'s last stage: the bert-small model taught the real labelled posts
     (docs/grader-real-posts.md, "The shipped model taught the real labels")."""
