@@ -78,8 +78,9 @@ def ccf_heldout_unseen(model: Path) -> bool:
     return bool(data.get("ccf_heldout_unseen", False))
 
 
-def config_for(model: Path, folder: Path) -> Path:
-    """The shipped config with classifier.model set to `model` (its files named absolutely)."""
+def config_for(model: Path, folder: Path, encoder: Path | None = None) -> Path:
+    """The shipped config with classifier.model set to `model` (and classifier.encoder to
+    `encoder`), its files named absolutely."""
     import yaml
 
     conf = ROOT / "config"
@@ -87,18 +88,21 @@ def config_for(model: Path, folder: Path) -> Path:
     data["policy_file"] = str(conf / data.get("policy_file", "policy.yaml"))
     data["lexicon_file"] = str(conf / data.get("lexicon_file", "lexicon.yaml"))
     data["classifier"]["model"] = str(model.resolve())
+    data["classifier"]["encoder"] = str(encoder.resolve()) if encoder else None
     path = folder / "koubei.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
 
-def peak_memory_of_classify(texts: Sequence[str], threads: int, model: Path) -> tuple[float, float]:
+def peak_memory_of_classify(
+    texts: Sequence[str], threads: int, model: Path, encoder: Path | None = None
+) -> tuple[float, float]:
     """Peak RSS (MB) and wall seconds of `koubei classify --input` over the texts, in a child,
-    with `model` as the configured classifier."""
+    with `model` (and `encoder`, a cascade) as the configured classifier."""
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / "texts.txt"
         inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
-        config = config_for(model, Path(tmp))
+        config = config_for(model, Path(tmp), encoder)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         start = time.perf_counter()
         subprocess.run(
@@ -207,6 +211,45 @@ def main() -> int:
     figures["model"] = model
     rss, wall = peak_memory_of_classify(short_texts * 5, args.threads, args.model)
     figures["classify_cli"] = {"texts": len(short_texts) * 5, "peak_mb": round(rss), "wall_s": wall}
+    cascade = None
+    if args.encoder:
+        from monitor.classify.cascade import CascadeGrader
+
+        t0 = time.perf_counter()
+        enc = OnnxClassifier(args.encoder, threads=args.threads)
+        enc.predict(["加载完成"])
+        figures["encoder_name"] = args.encoder.name
+        figures["encoder_load_seconds"] = round(time.perf_counter() - t0, 3)
+        figures["encoder_dir_mb"] = round(dir_mb(args.encoder), 2)
+        second = model_grader(settings, enc)
+        cascade = CascadeGrader(grader, second)
+
+        def enc_probs(texts: Sequence[str]) -> list[tuple[float, ...]]:
+            return [p.sentiment for p in enc.predict(texts)]
+
+        # The sentiment-only sets are the encoder's in the cascade: it reads every post the
+        # first model does not page, which is every review of theirs but a handful.
+        sentiment_only = {
+            "chnsenticorp_test": binary_accuracy(enc_probs(csc_texts), csc),
+            "waimai_heldout": binary_accuracy(enc_probs([e.text for e in waimai]), waimai),
+        }
+        graders: tuple[tuple[str, Any], ...] = (("encoder", second), ("cascade", cascade))
+        for key, g in graders:
+
+            def grade(ts: Sequence[str], g: Any = g) -> list[Any]:
+                return list(g.grade_many([GradeInput(t) for t in ts]))
+
+            figures[key] = {
+                **sentiment_only,
+                **lending_figures_by_file(grade, lending),
+                **real.model_figures(g, enc),
+            }
+        rss, wall = peak_memory_of_classify(short_texts * 5, args.threads, args.model, args.encoder)
+        figures["classify_cli_cascade"] = {
+            "texts": len(short_texts) * 5,
+            "peak_mb": round(rss),
+            "wall_s": wall,
+        }
 
     rules = RulesGrader(settings.lexicon, settings.policy.raise_one_step)
     figures["rules"] = {
@@ -227,7 +270,7 @@ def main() -> int:
         print("SnowNLP baseline skipped: snownlp missing (pip install -e '.[train]')")
     if not args.skip_bert_base:
         try:
-            figures["bert_base_random"] = bert_base_speed(clf, short_texts, args)
+            figures["bert_base_random"] = bert_base_speed(clf, short_texts, args, cascade)
         except ImportError:
             print("bert-base speed skipped: torch missing (pip install -e '.[train]')")
 
@@ -441,7 +484,10 @@ def snownlp_baseline(
     }
 
 
-def bert_base_speed(ours: Any, short_texts: Sequence[str], args: Any) -> dict[str, Any]:
+def bert_base_speed(
+    ours: Any, short_texts: Sequence[str], args: Any, cascade: Any = None
+) -> dict[str, Any]:
+    """A bert-base-size model's texts/s beside ours (and the cascade's, policy included)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -474,7 +520,16 @@ def bert_base_speed(ours: Any, short_texts: Sequence[str], args: Any) -> dict[st
         sample = list(short_texts[:256])
         big_rate = rate(lambda ts: big.predict(ts, 64), sample, args.seconds)
         ours_rate = rate(lambda ts: ours.predict(ts, 64), sample, args.seconds)
+        extra: dict[str, float] = {}
+        if cascade is not None:
+            from monitor.classify import GradeInput
+
+            extra["cascade_graded_per_s"] = rate(
+                lambda ts: cascade.grade_many([GradeInput(t) for t in ts], 64), sample, args.seconds
+            )
+            extra["cascade_speedup"] = extra["cascade_graded_per_s"] / big_rate
         return {
+            **extra,
             "per_s_batch64": big_rate,
             "ours_per_s_same_texts": ours_rate,
             "speedup": ours_rate / big_rate,
@@ -542,6 +597,24 @@ def report(f: dict[str, Any]) -> None:
         f"koubei classify over {cli['texts']} texts: peak {cli['peak_mb']} MB "
         f"{_mark(cli['peak_mb'] < 500)}, {cli['wall_s']:.1f} s"
     )
+    if "cascade" in f:
+        c = f["cascade"]
+        print(f"\n== cascade: {f['model_name']} decides P1, {f['encoder_name']} grades the rest ==")
+        print(
+            f"sentiment-only sets are the encoder's: ChnSentiCorp test "
+            f"{c['chnsenticorp_test']:.1%}, waimai held-out {c['waimai_heldout']:.1%}"
+        )
+        for label, g in _lending_files(c).items():
+            _report_lending(label, g)
+        both_mb = f["model_dir_mb"] + f["encoder_dir_mb"]
+        both_s = f["load_seconds"] + f["encoder_load_seconds"]
+        cli = f["classify_cli_cascade"]
+        print(
+            f"both model folders {both_mb:.1f} MB {_mark(both_mb < 50)}; encoder load "
+            f"{f['encoder_load_seconds']:.2f} s, both {both_s:.2f} s {_mark(both_s < 3)}; "
+            f"koubei classify peak "
+            f"{cli['peak_mb']} MB {_mark(cli['peak_mb'] < 700)}, {cli['wall_s']:.1f} s"
+        )
     print("\n== side by side ==")
     rules = f["rules"]
     print(f"rules grader: {rules['per_s']:.0f} texts/s")
@@ -570,6 +643,11 @@ def report(f: dict[str, Any]) -> None:
             f"{b['per_s_batch64']:.0f} texts/s at batch 64; ours {b['ours_per_s_same_texts']:.0f} "
             f"on the same texts: {b['speedup']:.1f}x {_mark(b['speedup'] >= 10)}"
         )
+        if "cascade_speedup" in b:
+            print(
+                f"  cascade, policy included: {b['cascade_graded_per_s']:.0f} texts/s, "
+                f"{b['cascade_speedup']:.1f}x {_mark(b['cascade_speedup'] >= 3)}"
+            )
 
 
 def _graders(f: dict[str, Any]) -> tuple[tuple[str, str], ...]:
