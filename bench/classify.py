@@ -727,7 +727,7 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
                 f"{g['per_s_batch64_real']:.0f}, graded (policy included) "
                 f"{g['per_s_batch64_real_graded']:.0f}"
             )
-    held = f["model"].get("lending_heldout")
+    held = f[main].get("lending_heldout")
     if held:
         lending = [
             ("severity exact >= 89%", _pct1(held["severity_exact"]) >= 89.0),
