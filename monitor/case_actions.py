@@ -69,10 +69,10 @@ def announce(
     An event written later (a page's, `rows.insert_later`) is told by an alert written after
     it, named once it has its id.
     """
-    told_later = not edit and can_wait(session) and is_later(session, event)
+    told_later = event.id is None and not edit and can_wait(session) and is_later(session, event)
     if event.id is None and not told_later:
-        # An event made by hand, not by add_event, or one still waiting: its id names
-        # the notices.
+        # An event made by hand, not by add_event, or one waiting whose message is edited:
+        # its id names the notices.
         write_later(session)
         session.flush()
     assert case.id is not None
@@ -92,13 +92,13 @@ def announce(
         said=said or Said(),
         broadcast=broadcast,
     )
-    if event.id is None:
+    if told_later and event.id is None:  # still waiting: the reply follows it
         enqueue(session, settings, notice, now, method="reply", later=True, dedup_key=key)
         return
+    assert event.id is not None
     enqueue(session, settings, notice, now, method="reply")
     if not edit:
         return
-    assert event.id is not None
     enqueue(
         session,
         settings,

@@ -149,8 +149,9 @@ def write_outbox(session: Session) -> None:
 
     With a memo, `enqueue_to` keeps its outbox rows and they are written together: by
     the commit (this runs before it), and by whatever reads the outbox in the
-    transaction first (bursts.group_for). Their alerts are written at once, as before,
-    so the rows' ids and contents are those of one INSERT per alert.
+    transaction first (bursts.group_for). The alerts still waiting (`rows.insert_later`)
+    are written first, in order, so the rows' ids and contents are those of one INSERT
+    per alert.
     """
     write_later(session)  # the alerts waiting, for the ids their outbox rows name
     rows = session.info.pop(_OUTBOX, None)
@@ -345,14 +346,12 @@ def _enqueue_later(
     """enqueue_to's alert, written with the transaction's other later alerts."""
     delivered = alert.group_id is None and bool(targets)
     if dedup_key is None:
-        memo.exists[alert.dedup_key] = True  # queued now, or before by someone else
-        memo.noted(alert, delivered=delivered)
+        memo.noted(alert, delivered=delivered)  # queued now, or before by someone else
 
     def ready() -> None:
         if dedup_key is not None:
             alert.dedup_key = dedup_key()
             alert.payload = {**alert.payload, "dedup_key": alert.dedup_key}
-            memo.exists[alert.dedup_key] = True
             memo.noted(alert, delivered=delivered)
 
     def done(written: bool) -> None:
