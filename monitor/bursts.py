@@ -54,7 +54,8 @@ def group_for(
         return None
     # A group this transaction made is not yet tried (nobody else sees it): while it has
     # room it is the one the query below would find, as the groups before it were full,
-    # tried or gone when it was made, and a group never opens again.
+    # tried or gone when it was made, and a group never opens again. So is the group the
+    # query found before in this transaction, counted since with the members it queued.
     made = memo.groups.get(channel_key) if memo is not None else None
     if made is not None and made[1] < grouping.max_per_message:
         return made[0]
@@ -68,8 +69,8 @@ def group_for(
     )
     tried = aliased(DeliveryRow)
     write_outbox(session)  # the outbox rows this transaction queued, as this query reads them
-    open_group = session.execute(
-        select(col(AlertRow.id))
+    found = session.execute(
+        select(col(AlertRow.id), children)
         .join(DeliveryRow, col(AlertRow.id) == col(DeliveryRow.alert_id))
         .where(
             col(AlertRow.kind) == AlertKind.GROUP.value,
@@ -81,9 +82,12 @@ def group_for(
         )
         .order_by(col(AlertRow.id))
         .limit(1)
-    ).scalar_one_or_none()
-    if open_group is not None:
-        return int(open_group)
+    ).first()
+    if found is not None:
+        open_group, members = int(found[0]), int(found[1])
+        if memo is not None:
+            memo.groups[channel_key] = (open_group, members)
+        return open_group
     grade = settings.policy.grade(Severity.P3)
     notice = Notice(
         kind=AlertKind.GROUP,

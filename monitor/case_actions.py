@@ -19,7 +19,8 @@ from monitor.cases import add_event, apply_deadlines
 from monitor.config import Settings
 from monitor.domain import AlertKind, CaseState, Mention, Notice, Severity, case_state_name
 from monitor.notices import Said, case_notice, event_notice, plain, role_mention, role_name
-from monitor.store.notices import case_route, enqueue
+from monitor.store.notices import can_wait, case_route, enqueue
+from monitor.store.rows import is_later, write_later
 from monitor.store.sql import latest_verdict_only
 from monitor.store.tables import CaseEventRow, CaseRow, PostRow, VerdictRow
 
@@ -65,21 +66,36 @@ def announce(
     """Tell the case's thread about an event and (unless `edit` is off) edit its message.
 
     `text` is a notice's text: plain words with the marks of `said` (mentions, links).
+    An event written later (a page's, `rows.insert_later`) is told by an alert written after
+    it, named once it has its id.
     """
-    if event.id is None:  # an event made by hand, not by add_event: its id names the notice
+    told_later = event.id is None and not edit and can_wait(session) and is_later(session, event)
+    if event.id is None and not told_later:
+        # An event made by hand, not by add_event, or one waiting whose message is edited:
+        # its id names the notices.
+        write_later(session)
         session.flush()
-    assert case.id is not None and event.id is not None
+    assert case.id is not None
     route = case_channel_key(session, settings, case)
+    case_id = case.id
+
+    def key() -> str:
+        return f"case:{case_id}:event:{event.id}"
+
     notice = event_notice(
         settings,
         case,
         kind=kind,
-        dedup_key=f"case:{case.id}:event:{event.id}",
+        dedup_key=key(),
         route=route,
         text=text,
         said=said or Said(),
         broadcast=broadcast,
     )
+    if told_later and event.id is None:  # still waiting: the reply follows it
+        enqueue(session, settings, notice, now, method="reply", later=True, dedup_key=key)
+        return
+    assert event.id is not None
     enqueue(session, settings, notice, now, method="reply")
     if not edit:
         return

@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 from monitor.classify.neardup import bands, shingles
 from monitor.config import Policy
 from monitor.domain import CaseState, Severity, Verdict, most_severe
-from monitor.store.rows import insert_now
+from monitor.store.rows import insert_later, insert_now
 from monitor.store.tables import CaseEventRow, CaseRow, MinhashBandRow, PostRow
 
 ACTIVE_STATES = (CaseState.OPEN, CaseState.ACKNOWLEDGED, CaseState.REOPENED)
@@ -62,6 +62,20 @@ def add_event(
     """The event, written at once: its id names the notices about it."""
     event = CaseEventRow(case_id=case_id, kind=kind, actor=actor, at=at, detail=detail)
     insert_now(session, event)
+    return event
+
+
+def _page_event(
+    session: Session, later: bool, case_id: int, kind: str, at: datetime, **detail: object
+) -> CaseEventRow:
+    """add_event; `later`: written with the transaction's other later events
+    (`rows.insert_later`), its id unset until then (a page's events: what names them
+    is written after them)."""
+    event = CaseEventRow(case_id=case_id, kind=kind, actor="koubei", at=at, detail=detail)
+    if later:
+        insert_later(session, event)
+    else:
+        insert_now(session, event)
     return event
 
 
@@ -451,6 +465,7 @@ def attach_to_case(
     (default: a query each).
     """
     assert post.id is not None
+    later = near is not None  # a page's events go out together, after its posts are cased
     case = session.get(CaseRow, post.case_id) if post.case_id is not None else None
     joined = None
     added = None
@@ -490,12 +505,15 @@ def attach_to_case(
             if near is not None:
                 near.opened(case)
             post.case_id = case.id
-            add_event(session, case.id, "opened", now, severity=case.severity, post_id=post.id)
+            _page_event(
+                session, later, case.id, "opened", now, severity=case.severity, post_id=post.id
+            )
             return CaseOutcome(case, opened=True, raised_from=None)
         assert case.id is not None
         post.case_id = case.id
-        added = add_event(
+        added = _page_event(
             session,
+            later,
             case.id,
             "post_added",
             now,
@@ -511,7 +529,14 @@ def attach_to_case(
     case.updated_at = now
     apply_deadlines(case, policy)
     assert case.id is not None
-    add_event(
-        session, case.id, "regraded", now, old=previous.value, new=case.severity, post_id=post.id
+    _page_event(
+        session,
+        later,
+        case.id,
+        "regraded",
+        now,
+        old=previous.value,
+        new=case.severity,
+        post_id=post.id,
     )
     return CaseOutcome(case, opened=False, raised_from=previous, joined=joined, added=added)

@@ -262,6 +262,8 @@ class Step:
             return
         if outcome.opened:
             result.cases_opened += 1
+            assert outcome.case.id is not None
+            remember(session).opened(outcome.case.id)
         # A complaint first seen already settled on its platform is recorded, not alerted.
         settled = up.change is Change.NEW and post.platform is not None and post.platform.final
         if not settled and self.announce(svc, session, outcome, row, verdict, now):

@@ -452,5 +452,8 @@ def _announce(
     notice = case_notice(
         svc.settings, case, post, verdict, kind=kind, dedup_key=key, headline=headline, now=now
     )
-    alert = enqueue(session, svc.settings, notice, now, not_before=quiet, group_id=group_id)
+    # Written with the page's other alerts: nothing needs its id before the outbox rows.
+    alert = enqueue(
+        session, svc.settings, notice, now, not_before=quiet, group_id=group_id, later=True
+    )
     return alert is not None

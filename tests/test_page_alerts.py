@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlmodel import Session, col
 
 from monitor.collectors.appstore import AppStore
@@ -186,3 +186,24 @@ def test_a_page_queues_what_its_posts_would_one_by_one(svc: Services, twin: Engi
     assert together == written(twin)
     groups = dict(together)["alerts"]
     assert sum("'kind', 'group'" in a for a in groups) == 2  # the burst filled one group
+
+
+def test_a_pages_events_and_alerts_go_out_in_a_few_inserts(svc: Services) -> None:
+    """Not one INSERT each: they wait, in order, for whatever needs them written (a P3
+    group's alert, the outbox, the commit)."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.lstrip().upper())
+
+    event.listen(svc.engine, "before_cursor_execute", seen)
+    try:
+        store(svc, first_page(svc))
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", seen)
+    with Session(svc.engine) as s:
+        events = len(s.execute(select(col(CaseEventRow.id))).all())
+        alerts = len(s.execute(select(col(AlertRow.id))).all())
+    for table, rows in (("CASE_EVENTS", events), ("ALERTS", alerts)):
+        inserts = [x for x in statements if x.startswith(f"INSERT INTO {table} ")]
+        assert rows >= 20 and len(inserts) <= rows // 4, (table, rows, len(inserts))

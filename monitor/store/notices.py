@@ -11,9 +11,10 @@ own channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import event, insert, select
 from sqlalchemy.orm import SessionTransaction
@@ -21,7 +22,7 @@ from sqlmodel import Session, col
 
 from monitor.config import Settings, SinkConfig
 from monitor.domain import AlertKind, DeliveryStatus, Notice, NoticeMethod, Severity
-from monitor.store.rows import insert_now, table_of
+from monitor.store.rows import insert_later, insert_now, table_of, write_later
 from monitor.store.tables import AlertRow, DeliveryRow, SinkMessageRow
 
 _MEMO = "koubei.notices.memo"
@@ -43,7 +44,8 @@ class Memo:
     told: dict[int, bool] = field(default_factory=dict)  # case -> case_told
     routes: dict[int, str | None] = field(default_factory=dict)  # case -> case_route
     # The P3 burst check (bursts.group_for), per channel: the new-case P3 alerts since
-    # `since` as counted, and the open group this transaction made with its member count.
+    # `since` as counted, and the open group this transaction made or found, with its
+    # member count.
     p3_since: dict[str, datetime] = field(default_factory=dict)
     p3_recent: dict[str, int] = field(default_factory=dict)
     groups: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -86,9 +88,15 @@ class Memo:
                 self.told[case] = case in posted or self.exists[f"case:{case}:new"]
                 self.routes.setdefault(case, first.get(case))
 
+    def opened(self, case_id: int) -> None:
+        """A case this transaction inserted: nothing was told or routed about it yet (its
+        id is new, and no case is ever deleted), so it is not asked of the database."""
+        self.told.setdefault(case_id, False)
+        self.routes.setdefault(case_id, None)
+
     def noted(self, alert: AlertRow, delivered: bool) -> None:
-        """An alert this transaction queued (`delivered`: with outbox rows)."""
-        assert alert.id is not None
+        """An alert this transaction queued (`delivered`: with outbox rows); its id may be
+        unset still (written later with the page's others), but not a group's."""
         self.exists[alert.dedup_key] = True
         case = alert.case_id
         if case is not None:
@@ -107,6 +115,7 @@ class Memo:
                     self.groups[key] = (group, members + 1)
         # A group without a delivery is never found open (bursts.group_for joins them).
         if alert.kind == AlertKind.GROUP.value and delivered:
+            assert alert.id is not None
             self.groups[alert.channel_key] = (alert.id, 0)
 
 
@@ -140,9 +149,11 @@ def write_outbox(session: Session) -> None:
 
     With a memo, `enqueue_to` keeps its outbox rows and they are written together: by
     the commit (this runs before it), and by whatever reads the outbox in the
-    transaction first (bursts.group_for). Their alerts are written at once, as before,
-    so the rows' ids and contents are those of one INSERT per alert.
+    transaction first (bursts.group_for). The alerts still waiting (`rows.insert_later`)
+    are written first, in order, so the rows' ids and contents are those of one INSERT
+    per alert.
     """
+    write_later(session)  # the alerts waiting, for the ids their outbox rows name
     rows = session.info.pop(_OUTBOX, None)
     if rows:
         session.connection().execute(insert(table_of(DeliveryRow)), rows)
@@ -151,6 +162,11 @@ def write_outbox(session: Session) -> None:
 def memo_of(session: Session) -> Memo | None:
     memo = session.info.get(_MEMO)
     return memo if isinstance(memo, Memo) else None
+
+
+def can_wait(session: Session) -> bool:
+    """Whether an alert enqueued now may be written later (`enqueue_to`'s `later`)."""
+    return memo_of(session) is not None and not session.in_nested_transaction()
 
 
 def alert_exists(session: Session, dedup_key: str) -> bool:
@@ -191,12 +207,15 @@ def enqueue(
     group_id: int | None = None,
     severity: Severity | None = None,
     to: tuple[str, str] | None = None,
+    later: bool = False,
+    dedup_key: Callable[[], str] | None = None,
 ) -> AlertRow | None:
     """Write the notice's alert and (unless it rides in a group) its outbox rows.
 
     Returns None when a notice with this dedup key was queued already. `severity` is
     the alert's grade when the notice has none (ops notices: P2 by default); `to` sends
-    it to one (sink, channel) outright instead of routing it (a review reply).
+    it to one (sink, channel) outright instead of routing it (a review reply). `later`
+    and `dedup_key`: see `enqueue_to`.
     """
     targets = [to] if to is not None else [(s.name, ch) for s, ch in routes(settings, notice)]
     return enqueue_to(
@@ -208,6 +227,8 @@ def enqueue(
         not_before=not_before,
         group_id=group_id,
         severity=severity,
+        later=later,
+        dedup_key=dedup_key,
     )
 
 
@@ -221,15 +242,28 @@ def enqueue_to(
     not_before: datetime | None = None,
     group_id: int | None = None,
     severity: Severity | None = None,
+    later: bool = False,
+    dedup_key: Callable[[], str] | None = None,
 ) -> AlertRow | None:
     """`enqueue` to these (sink, channel) pairs, already routed.
 
     The alert is written by one INSERT that skips a dedup key already queued (the
     check and the write in one statement: a concurrent run queueing the same key
     waits, then finds it taken), its outbox rows by one more.
+
+    `later`, under a memo: the alert goes out with the transaction's other later alerts,
+    in one INSERT (`rows.insert_later`), and comes back with its id unset; the memo
+    takes it as queued. It is still skipped there if its key was taken meanwhile
+    (another run queued it first), and then so are its outbox rows. `dedup_key`, with
+    `later`: the key, known only once what it names is written (a join's reply names
+    its event); `notice.dedup_key` stands in for it until then.
     """
     memo = memo_of(session)
-    if memo is not None and memo.exists.get(notice.dedup_key):
+    if dedup_key is not None and not (later and can_wait(session)):
+        raise ValueError("enqueue_to: a dedup key worked out later needs `later`, and a memo")
+    if not can_wait(session):
+        later = False
+    if memo is not None and dedup_key is None and memo.exists.get(notice.dedup_key):
         return None
     grade = notice.grade or severity or Severity.P2
     payload = notice.to_json()
@@ -247,6 +281,9 @@ def enqueue_to(
         group_id=group_id,
         payload=payload,
     )
+    if later:
+        assert memo is not None
+        return _enqueue_later(session, memo, alert, now, targets, method, not_before, dedup_key)
     written = insert_now(session, alert, skip_conflict_on="dedup_key")
     if memo is not None:
         memo.exists[notice.dedup_key] = True  # queued now, or before by someone else
@@ -257,22 +294,7 @@ def enqueue_to(
         memo.noted(alert, delivered=group_id is None and bool(targets))
     if group_id is not None or not targets:
         return alert
-    due = max(now, not_before) if not_before else now
-    rows = [
-        {
-            "alert_id": alert.id,
-            "sink": sink,
-            "channel": channel,
-            "method": method,
-            "case_id": notice.case_id,
-            "status": DeliveryStatus.PENDING.value,
-            "attempts": 0,
-            "maybe_sent": False,
-            "next_attempt_at": due,
-            "created_at": now,
-        }
-        for sink, channel in targets
-    ]
+    rows = _outbox_rows(alert, now, targets, method, not_before)
     if memo is not None:
         # A page's alerts each have their outbox rows: written together (write_outbox).
         if session.in_nested_transaction():
@@ -283,6 +305,63 @@ def enqueue_to(
         return alert
     write_outbox(session)  # rows kept before a savepoint ended the memo go first
     session.connection().execute(insert(table_of(DeliveryRow)), rows)
+    return alert
+
+
+def _outbox_rows(
+    alert: AlertRow,
+    now: datetime,
+    targets: Sequence[tuple[str, str]],
+    method: NoticeMethod,
+    not_before: datetime | None,
+) -> list[dict[str, Any]]:
+    due = max(now, not_before) if not_before else now
+    return [
+        {
+            "alert_id": alert.id,
+            "sink": sink,
+            "channel": channel,
+            "method": method,
+            "case_id": alert.case_id,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "maybe_sent": False,
+            "next_attempt_at": due,
+            "created_at": now,
+        }
+        for sink, channel in targets
+    ]
+
+
+def _enqueue_later(
+    session: Session,
+    memo: Memo,
+    alert: AlertRow,
+    now: datetime,
+    targets: Sequence[tuple[str, str]],
+    method: NoticeMethod,
+    not_before: datetime | None,
+    dedup_key: Callable[[], str] | None,
+) -> AlertRow:
+    """enqueue_to's alert, written with the transaction's other later alerts."""
+    delivered = alert.group_id is None and bool(targets)
+    if dedup_key is None:
+        memo.noted(alert, delivered=delivered)  # queued now, or before by someone else
+
+    def ready() -> None:
+        if dedup_key is not None:
+            alert.dedup_key = dedup_key()
+            alert.payload = {**alert.payload, "dedup_key": alert.dedup_key}
+            memo.noted(alert, delivered=delivered)
+
+    def done(written: bool) -> None:
+        # Outbox rows in the order their alerts were queued: they follow the alert rows.
+        if written and delivered:
+            session.info.setdefault(_OUTBOX, []).extend(
+                _outbox_rows(alert, now, targets, method, not_before)
+            )
+
+    insert_later(session, alert, skip_conflict_on="dedup_key", ready=ready, done=done)
     return alert
 
 
