@@ -124,14 +124,11 @@ def test_a_reply_named_after_a_later_event_gets_its_id(engine: Engine) -> None:
         for e in events:
             insert_later(s, e)
         for e in events:
-            enqueue_to(
-                s,
-                notice("placeholder"),
-                NOW,
-                TARGETS[:1],
-                later=True,
-                dedup_key=lambda e=e: f"case:{case_id}:event:{e.id}",
-            )
+
+            def key(e: CaseEventRow = e) -> str:
+                return f"case:{case_id}:event:{e.id}"
+
+            enqueue_to(s, notice("placeholder"), NOW, TARGETS[:1], later=True, dedup_key=key)
     with Session(engine) as s:
         ids = list(s.execute(select(col(CaseEventRow.id)).order_by(col(CaseEventRow.id))).scalars())
         rows = s.execute(select(AlertRow).order_by(col(AlertRow.id))).scalars().all()
