@@ -722,10 +722,10 @@ def report_real(f: dict[str, Any], real: RealPosts) -> None:
     for key, name in _graders(f):
         g = f.get(key, {})
         if "per_s_batch64_real_graded" in g:
+            alone = "" if key == "cascade" else f"model alone {g['per_s_batch64_real']:.0f}, "
             print(
-                f"{name}: texts/s at batch 64 on the real texts, model alone "
-                f"{g['per_s_batch64_real']:.0f}, graded (policy included) "
-                f"{g['per_s_batch64_real_graded']:.0f}"
+                f"{name}: texts/s at batch 64 on the real texts, {alone}graded (policy "
+                f"included) {g['per_s_batch64_real_graded']:.0f}"
             )
     held = f[main].get("lending_heldout")
     if held:

@@ -43,14 +43,15 @@ def cascade(first: Reader, second: Reader) -> CascadeGrader:
     return CascadeGrader(model_grader(settings, first), model_grader(settings, second))
 
 
-def test_a_crisis_page_is_the_first_models_and_the_second_never_reads_it() -> None:
+def test_a_crisis_page_is_the_first_models_and_it_reads_only_what_may_page() -> None:
     first = Reader("small", {CRISIS: NEGATIVE, QUESTION: CALM})
     second = Reader("encoder", {CRISIS: CALM, QUESTION: CALM})
     crisis, calm = cascade(first, second).grade_many([GradeInput(CRISIS), GradeInput(QUESTION)])
     assert crisis.severity is Severity.P1
     assert "cascade: crisis page by small" in crisis.reasons
     assert any("报警" in r for r in crisis.reasons)  # the words that decided it are still named
-    assert second.asked == [QUESTION]
+    # No signal word, no votes or amount to raise it: the question can never page.
+    assert first.asked == [CRISIS]
     assert calm.severity is Severity.NONE
     assert crisis.model == calm.model == "cascade:small+encoder"
 
@@ -82,6 +83,24 @@ def test_the_second_model_alone_never_pages_the_crisis_channel() -> None:
     assert graded.severity is not Severity.P1
     assert "cascade: encoder would page P1, small does not" in graded.reasons
     assert fees.severity is Severity.P2
+
+
+def test_a_spreading_money_complaint_is_paged_only_on_the_first_models_reading() -> None:
+    # 20 votes raise a P2 to P1: the first reads it, though no signal word is in it.
+    first = Reader("small", {FEES: CALM})
+    second = Reader("encoder", {FEES: NEGATIVE})
+    settings = load_settings(env={})
+    assert model_grader(settings, second).grade(FEES, votes=20).severity is Severity.P1
+    quiet, spreading = cascade(first, second).grade_many(
+        [GradeInput(FEES), GradeInput(FEES, votes=20)]
+    )
+    assert first.asked == [FEES]
+    assert quiet.severity is Severity.P2  # the encoder's grade: no raise, nothing to page
+    assert spreading.severity is Severity.NONE  # the first reads it calm: no page
+    both = Reader("small", {FEES: NEGATIVE})
+    paged = cascade(both, second).grade(FEES, votes=20)
+    assert paged.severity is Severity.P1
+    assert "cascade: crisis page by small" in paged.reasons
 
 
 def _config(tmp_path: Path, encoder: str) -> Path:
