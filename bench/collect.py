@@ -1,7 +1,8 @@
 """Collection throughput: parse, grade and store App Store posts through the real pipeline.
 
 Prints, side by side in one run: parsing feed entries into normalised posts;
-the shipped model's inference alone (ONNX Runtime, the page's batch); storing
+the shipped model's inference alone (ONNX Runtime, the page's batch) and the
+shipped grader alone (the cascade's two models and the policy); storing
 (grade, near-duplicate lookup, case, outbox; a page per transaction, as
 production does) with the rules grader and with the shipped model, on SQLite
 and on PostgreSQL; a bare bulk INSERT of the same rows on the same database in
@@ -36,8 +37,8 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import OperationalError
 
-from monitor.classify import Grader
-from monitor.classify.factory import load_classifier, model_grader
+from monitor.classify import GradeInput, Grader
+from monitor.classify.factory import build_grader, load_classifier
 from monitor.classify.rules import RulesGrader
 from monitor.clock import FakeClock
 from monitor.collectors import collector_class
@@ -220,12 +221,14 @@ def side_by_side(args: argparse.Namespace, settings: Settings) -> None:
     classifier = load_classifier(settings.model_dir(), args.threads)
     graders: dict[str, Grader] = {
         "rules": RulesGrader(settings.lexicon, settings.policy.raise_one_step),
-        "model": model_grader(settings, classifier),
+        "model": build_grader(settings, args.threads),
     }
     batch_size = settings.app.classifier.batch_size
     texts = [p.text for p in posts]
     classifier.logits(texts[:batch_size], batch_size)  # warm up: the first run allocates
     infer_s = timed(lambda: classifier.logits(texts, batch_size))
+    items = [GradeInput(t) for t in texts]
+    graded_s = timed(lambda: graders["model"].grade_many(items, batch_size))
     pg_url = args.pg_url or os.environ.get("KOUBEI_TEST_PG_URL")
     skipped = {"sqlite": None, "postgresql": pg_problem(pg_url)}
 
@@ -236,6 +239,7 @@ def side_by_side(args: argparse.Namespace, settings: Settings) -> None:
     )
     print(f"parse (feed entry -> normalised post)  {n / parse_s:10,.0f} posts/s")
     print(f"model inference alone (ONNX, batched)  {n / infer_s:10,.0f} posts/s")
+    print(f"shipped grader alone (models + policy) {n / graded_s:10,.0f} posts/s")
     print()
     print(f"{'':40}{'sqlite':>14}{'postgresql':>14}")
     figures: dict[tuple[str, str], float] = {}
@@ -280,7 +284,7 @@ def side_by_side(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def backfill(args: argparse.Namespace, settings: Settings) -> None:
-    grader = model_grader(settings, load_classifier(settings.model_dir(), args.threads))
+    grader = build_grader(settings, args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'backfill.db'}"
         engine = make_engine(url)

@@ -76,27 +76,29 @@ def check_config(config: ConfigOpt = None) -> None:
 
 
 def _check_model_dir(settings: Settings) -> None:
-    """The grader's model folder exists and holds a model (only when the config uses one)."""
+    """The grader's model folders exist and hold a model (only when the config uses one)."""
     if settings.app.classifier.kind != "model":
         return
     from monitor.classify.onnx_model import ONNX_FILE
 
-    folder = settings.model_dir()
     needed = ("config.json", ONNX_FILE)
-    if not folder.is_dir():
-        problem = f"model folder {folder} does not exist"
-    elif missing := [n for n in needed if not (folder / n).is_file()]:
-        problem = f"model folder {folder} lacks {', '.join(missing)}"
-    else:
-        return
-    raise ConfigError(
-        str(settings.path),
-        [
-            f"classifier.model: {problem}; point classifier.model at a folder with "
-            f"{' and '.join(needed)} (relative to this file), restore the shipped one with "
-            "`git checkout -- models/`, or set classifier.kind: rules"
-        ],
-    )
+    for field, folder in (("model", settings.model_dir()), ("encoder", settings.encoder_dir())):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            problem = f"model folder {folder} does not exist"
+        elif missing := [n for n in needed if not (folder / n).is_file()]:
+            problem = f"model folder {folder} lacks {', '.join(missing)}"
+        else:
+            continue
+        raise ConfigError(
+            str(settings.path),
+            [
+                f"classifier.{field}: {problem}; point classifier.{field} at a folder with "
+                f"{' and '.join(needed)} (relative to this file), restore the shipped one with "
+                "`git checkout -- models/`, or set classifier.kind: rules"
+            ],
+        )
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -128,3 +130,22 @@ def test_a_missing_second_model_is_a_clear_error(tmp_path: Path) -> None:
         build_grader(load_settings(_config(tmp_path, str(missing)), env={}))
     assert str(missing) in str(err.value)
     assert "koubei train" in str(err.value)
+
+
+def test_check_config_names_a_missing_second_model(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-encoder"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "check-config",
+            "--config",
+            str(_config(tmp_path, str(missing))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"classifier.encoder: model folder {missing} does not exist" in result.stderr

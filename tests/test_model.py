@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.classify.factory import model_grader
+from monitor.classify import Grader
+from monitor.classify.factory import build_grader
 from monitor.classify.lending_set import LENDING_DIR, read_lending
-from monitor.classify.model_grader import ModelGrader
 from monitor.classify.onnx_model import OnnxClassifier
 from monitor.classify.textprep import MAX_CHARS, prepare
 from monitor.config import DEFAULT_MODEL, load_settings
@@ -35,17 +35,26 @@ def koubei(*args: str, config: Path, stdin: str | None = None) -> subprocess.Com
     )
 
 
-def config_with_model(tmp: Path, model: Path) -> Path:
+def config_with_model(tmp: Path, model: Path, encoder: Path | None = None) -> Path:
     path = write_config(tmp)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["classifier"] = {"kind": "model", "model": str(model)}
+    if encoder is not None:
+        data["classifier"]["encoder"] = str(encoder)
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
 
+def shipped_config(tmp: Path) -> Path:
+    """A test config with the repository config's classifier (the cascade it ships)."""
+    settings = load_settings(env={})
+    return config_with_model(tmp, settings.model_dir(), settings.encoder_dir())
+
+
 @pytest.fixture(scope="module")
-def grader() -> ModelGrader:
-    return model_grader(load_settings(env={}), OnnxClassifier(DEFAULT_MODEL, threads=2))
+def grader() -> Grader:
+    """The shipped grader, as the repository's config builds it."""
+    return build_grader(load_settings(env={}))
 
 
 def test_classify_handles_what_customers_actually_send(tmp_path: Path) -> None:
@@ -61,7 +70,8 @@ def test_classify_handles_what_customers_actually_send(tmp_path: Path) -> None:
         "App keeps crashing，login 一直 failed，还款日到了还不了款",
         "请问12378是什么电话？",
     ]
-    result = koubei("classify", config=write_config(tmp_path), stdin="\n".join(lines) + "\n")
+    config = shipped_config(tmp_path)
+    result = koubei("classify", config=config, stdin="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == len(lines)
@@ -81,7 +91,7 @@ def test_classify_handles_what_customers_actually_send(tmp_path: Path) -> None:
 def test_classify_reads_a_file_and_masks_personal_data(tmp_path: Path) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("扣了我两次款，联系我 13812345678\n", encoding="utf-8")
-    result = koubei("classify", "--input", str(texts), config=write_config(tmp_path))
+    result = koubei("classify", "--input", str(texts), config=shipped_config(tmp_path))
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert "13812345678" not in result.stdout and "138****5678" in row["text"]
@@ -91,7 +101,7 @@ def test_classify_reads_a_file_and_masks_personal_data(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "nope.txt" in missing.stderr
 
 
-def test_negation_and_questions_never_page_anyone(grader: ModelGrader) -> None:
+def test_negation_and_questions_never_page_anyone(grader: Grader) -> None:
     calm = [
         "不是骗子，正规平台，用了两年了",
         "逾期了几天，催收很有礼貌，没有暴力催收",
@@ -103,20 +113,20 @@ def test_negation_and_questions_never_page_anyone(grader: ModelGrader) -> None:
         assert verdict.severity.value in ("none", "P4"), (text, verdict.reasons)
 
 
-def test_self_harm_is_never_missed(grader: ModelGrader) -> None:
+def test_self_harm_is_never_missed(grader: Grader) -> None:
     for text in ("还不上了，不想活了", "真的撑不下去，想吃安眠药", "被逼得想跳楼"):
         verdict = grader.grade(text, rating=5)
         assert verdict.severity.value == "P1", (text, verdict.reasons)
 
 
-def test_the_star_rating_moves_a_borderline_review(grader: ModelGrader) -> None:
+def test_the_star_rating_moves_a_borderline_review(grader: Grader) -> None:
     low = grader.grade("还行吧", rating=1)
     high = grader.grade("还行吧", rating=5)
     assert low.sentiment_score != high.sentiment_score or low.sentiment != high.sentiment
     assert any("rating 1★" in r for r in low.reasons)
 
 
-def test_batched_and_single_grades_agree(grader: ModelGrader) -> None:
+def test_batched_and_single_grades_agree(grader: Grader) -> None:
     from monitor.classify import GradeInput
 
     rows = read_lending(LENDING_DIR / "heldout.tsv")[:40]
@@ -192,7 +202,7 @@ def test_a_users_own_sentiment_checkpoint_serves_after_export(tmp_path: Path) ->
     assert {"deduction", "collection"} <= set(row["categories"]) or row["sentiment"] != "negative"
 
 
-def test_idioms_jokes_and_forum_facts_page_nobody(grader: ModelGrader) -> None:
+def test_idioms_jokes_and_forum_facts_page_nobody(grader: Grader) -> None:
     # Each of these was a P1-P3 page or alert before: the words are there, the claim is not.
     for text, rating in (
         ("笑得我不想活了哈哈哈", None),
@@ -212,7 +222,7 @@ def test_idioms_jokes_and_forum_facts_page_nobody(grader: ModelGrader) -> None:
     assert any("“不想活了” read as an idiom or a joke" in r for r in joke.reasons)
 
 
-def test_blocking_failures_alert_whatever_the_script_or_tone(grader: ModelGrader) -> None:
+def test_blocking_failures_alert_whatever_the_script_or_tone(grader: Grader) -> None:
     for text in (
         "根本进不去",
         "登不上",
@@ -231,12 +241,12 @@ def test_blocking_failures_alert_whatever_the_script_or_tone(grader: ModelGrader
         )
 
 
-def test_a_crisis_still_pages_beside_a_joke_elsewhere(grader: ModelGrader) -> None:
+def test_a_crisis_still_pages_beside_a_joke_elsewhere(grader: Grader) -> None:
     verdict = grader.grade("昨天还笑得很开心。今天催收说要上门找我家人，被逼得不想活了")
     assert verdict.severity.value == "P1" and "self_harm" in verdict.signals, verdict.reasons
 
 
-def test_a_bank_suing_the_writer_is_no_escalation_by_the_writer(grader: ModelGrader) -> None:
+def test_a_bank_suing_the_writer_is_no_escalation_by_the_writer(grader: Grader) -> None:
     # The bank's warning is collection pressure; the writer going to court is a crisis.
     sued = grader.grade("他说今天不还就起诉我，网贷坑人啊")
     assert sued.severity.value != "P1" and "legal" not in sued.signals, sued.reasons

@@ -35,12 +35,14 @@ def model_grader(settings: Settings, classifier: TextModel) -> ModelGrader:
     )
 
 
-def build_grader(settings: Settings) -> Grader:
+def build_grader(settings: Settings, threads: int | None = None) -> Grader:
+    """The configured grader; `threads` overrides classifier.threads (benchmarks)."""
     cfg = settings.app.classifier
     if cfg.kind == "rules":
         return RulesGrader(settings.lexicon, settings.policy.raise_one_step)
-    first = model_grader(settings, load_classifier(settings.model_dir(), cfg.threads))
+    threads = threads or cfg.threads
+    first = model_grader(settings, load_classifier(settings.model_dir(), threads))
     encoder = settings.encoder_dir()
     if encoder is None:
         return first
-    return CascadeGrader(first, model_grader(settings, load_classifier(encoder, cfg.threads)))
+    return CascadeGrader(first, model_grader(settings, load_classifier(encoder, threads)))
