@@ -30,6 +30,8 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "koubei.yaml"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "koubei-bert-small-l8"
+# The shipped cascade's second model: it grades every post, DEFAULT_MODEL decides P1 pages.
+DEFAULT_ENCODER = DEFAULT_MODEL.parent / "koubei-e5-small6f"
 
 
 class Strict(BaseModel):
@@ -151,8 +153,9 @@ class ClassifierConfig(Strict):
     # A model directory (relative to this config file): koubei train's output or any
     # Hugging Face sequence-classification checkpoint exported with `koubei export-onnx`.
     model: str | None = None  # default: DEFAULT_MODEL
-    # A second model (relative to this config file) that grades every post the first does
-    # not page as P1; the first still decides crisis pages (monitor/classify/cascade.py).
+    # A second model (relative to this config file) that grades every post; `model` alone
+    # decides P1 crisis pages (monitor/classify/cascade.py). Unset: the shipped encoder when
+    # `model` is unset too (the shipped pair), none when `model` names your own; "none": none.
     encoder: str | None = None
     threads: int | None = Field(default=None, ge=1, le=64)
     batch_size: int = Field(default=64, ge=1, le=1024)
@@ -551,10 +554,13 @@ class Settings(Strict):
         return model if model.is_absolute() else (self.path.parent / model).resolve()
 
     def encoder_dir(self) -> Path | None:
-        """The cascade's second model, if the config names one."""
-        if self.app.classifier.encoder is None:
+        """The cascade's second model, or None for the first model alone."""
+        cfg = self.app.classifier
+        if cfg.encoder is None:
+            return DEFAULT_ENCODER if cfg.model is None else None
+        if cfg.encoder.strip().lower() == "none":
             return None
-        enc = Path(self.app.classifier.encoder)
+        enc = Path(cfg.encoder)
         return enc if enc.is_absolute() else (self.path.parent / enc).resolve()
 
     def source(self, name: str) -> SourceConfig:

@@ -14,7 +14,7 @@ from monitor.classify import GradeInput
 from monitor.classify.cascade import CascadeGrader
 from monitor.classify.factory import build_grader, model_grader
 from monitor.classify.onnx_model import Prediction
-from monitor.config import DEFAULT_MODEL, load_settings
+from monitor.config import DEFAULT_ENCODER, DEFAULT_MODEL, Settings, load_settings
 from monitor.domain import CATEGORIES, Severity
 from monitor.errors import ModelError
 from tests.conftest import write_config
@@ -149,3 +149,19 @@ def test_check_config_names_a_missing_second_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"classifier.encoder: model folder {missing} does not exist" in result.stderr
+
+
+def test_the_shipped_pair_is_the_default_and_your_own_model_grades_alone(tmp_path: Path) -> None:
+    def settings_with(classifier: dict[str, str]) -> Settings:
+        path = write_config(tmp_path)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["classifier"] = {"kind": "model", **classifier}
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        return load_settings(path, env={})
+
+    assert settings_with({}).encoder_dir() == DEFAULT_ENCODER
+    own = str(DEFAULT_MODEL.parent / "koubei-bert-small")
+    assert settings_with({"model": own}).encoder_dir() is None
+    assert settings_with({"encoder": "none"}).encoder_dir() is None
+    alone = build_grader(settings_with({"encoder": "none"}))
+    assert alone.name == "model:koubei-bert-small-l8"
