@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -165,3 +166,16 @@ def test_the_shipped_pair_is_the_default_and_your_own_model_grades_alone(tmp_pat
     assert settings_with({"encoder": "none"}).encoder_dir() is None
     alone = build_grader(settings_with({"encoder": "none"}))
     assert alone.name == "model:koubei-bert-small-l8"
+
+
+def test_koubei_train_rebuilds_the_shipped_encoder_with_its_recorded_settings() -> None:
+    pytest.importorskip("torch")
+    from dataclasses import asdict
+
+    from monitor.training.e5_finetune import encoder_recipe
+
+    recorded = json.loads((DEFAULT_ENCODER / "metrics.json").read_text(encoding="utf-8"))
+    # `koubei train --encoder e5 --e5-dir DIR` with its defaults (2 passes, 4 specialise).
+    recipe = asdict(encoder_recipe("koubei-e5-small6f", 6, 2.0, 4.0, 2))
+    trained = {k: v for k, v in recorded["training"].items() if k in recipe}
+    assert trained == recipe
