@@ -18,7 +18,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY config ./config
-# The grader's model (ONNX, int8); config/koubei.yaml points at ../models/koubei-bert-small-l8.
+# The grader's two models (ONNX, int8): config/koubei.yaml names koubei-bert-small-l8 and
+# koubei-e5-small6f, the shipped cascade (the base model's torch weights are left out).
 COPY models ./models
 RUN pip install --no-cache-dir . \
  && useradd --create-home --uid 10001 koubei \

@@ -91,12 +91,13 @@ def _check_model_dir(settings: Settings) -> None:
             problem = f"model folder {folder} lacks {', '.join(missing)}"
         else:
             continue
+        off = "classifier.encoder: none" if field == "encoder" else "classifier.kind: rules"
         raise ConfigError(
             str(settings.path),
             [
                 f"classifier.{field}: {problem}; point classifier.{field} at a folder with "
                 f"{' and '.join(needed)} (relative to this file), restore the shipped one with "
-                "`git checkout -- models/`, or set classifier.kind: rules"
+                f"`git checkout -- models/`, or set {off}"
             ],
         )
 

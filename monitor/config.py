@@ -556,7 +556,7 @@ class Settings(Strict):
     def encoder_dir(self) -> Path | None:
         """The cascade's second model, or None for the first model alone."""
         cfg = self.app.classifier
-        if cfg.encoder is None:
+        if cfg.encoder is None or not cfg.encoder.strip():
             return DEFAULT_ENCODER if cfg.model is None else None
         if cfg.encoder.strip().lower() == "none":
             return None

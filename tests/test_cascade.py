@@ -106,6 +106,26 @@ def test_a_spreading_money_complaint_is_paged_only_on_the_first_models_reading()
     assert "cascade: crisis page by small" in paged.reasons
 
 
+def test_a_large_amount_is_read_by_the_first_model_and_a_small_one_is_not() -> None:
+    first = Reader("small", {FEES: CALM})
+    second = Reader("encoder", {FEES: NEGATIVE})
+    graded = cascade(first, second).grade_many(
+        [
+            GradeInput(FEES, amount=10000),  # the policy's amount raises a P2 to P1
+            GradeInput(FEES, amount=9999),
+            GradeInput(FEES, votes=19),
+        ]
+    )
+    assert [v.severity for v in graded] == [Severity.NONE, Severity.P2, Severity.P2]
+    assert first.asked == [FEES]  # the large amount only
+
+
+def test_a_name_too_long_to_store_is_refused() -> None:
+    long = "a-model-exported-with-a-long-descriptive-folder-name"
+    with pytest.raises(ModelError, match="over 64 characters"):
+        cascade(Reader("small", {}), Reader(long, {}))
+
+
 def _config(tmp_path: Path, encoder: str) -> Path:
     path = write_config(tmp_path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -130,7 +150,8 @@ def test_a_missing_second_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as err:
         build_grader(load_settings(_config(tmp_path, str(missing)), env={}))
     assert str(missing) in str(err.value)
-    assert "koubei train" in str(err.value)
+    assert str(err.value).startswith("classifier.encoder: ")
+    assert "classifier.encoder: none" in str(err.value)
 
 
 def test_check_config_names_a_missing_second_model(tmp_path: Path) -> None:
@@ -150,6 +171,7 @@ def test_check_config_names_a_missing_second_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"classifier.encoder: model folder {missing} does not exist" in result.stderr
+    assert "or set classifier.encoder: none" in result.stderr
 
 
 def test_the_shipped_pair_is_the_default_and_your_own_model_grades_alone(tmp_path: Path) -> None:
@@ -164,6 +186,7 @@ def test_the_shipped_pair_is_the_default_and_your_own_model_grades_alone(tmp_pat
     own = str(DEFAULT_MODEL.parent / "koubei-bert-small")
     assert settings_with({"model": own}).encoder_dir() is None
     assert settings_with({"encoder": "none"}).encoder_dir() is None
+    assert settings_with({"encoder": ""}).encoder_dir() == DEFAULT_ENCODER
     alone = build_grader(settings_with({"encoder": "none"}))
     assert alone.name == "model:koubei-bert-small-l8"
 

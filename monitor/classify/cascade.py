@@ -24,12 +24,21 @@ from dataclasses import replace
 from monitor.classify import GradeInput
 from monitor.classify.model_grader import ModelGrader
 from monitor.domain import Severity, Verdict
+from monitor.errors import ModelError
+
+MAX_NAME = 64  # the verdicts table's model column
 
 
 class CascadeGrader:
     def __init__(self, first: ModelGrader, second: ModelGrader) -> None:
         self.first, self.second = first, second
         self.name = f"cascade:{first.classifier.version}+{second.classifier.version}"
+        if len(self.name) > MAX_NAME:
+            # Every verdict stores the grader's name; a longer one would fail each insert.
+            raise ModelError(
+                f"the cascade's name {self.name!r} is over {MAX_NAME} characters: give the "
+                "models shorter names (config.json's koubei_version, or the folder's name)"
+            )
 
     def grade(
         self,

@@ -11,6 +11,14 @@ from monitor.classify.model_grader import ModelGrader, TextModel
 from monitor.classify.onnx_model import OnnxClassifier
 from monitor.classify.rules import RulesGrader
 from monitor.config import Settings
+from monitor.errors import ModelError
+
+# Where the cascade's second model is missing: the cheapest fix first.
+ENCODER_HINT = (
+    "For the shipped encoder: `koubei train --encoder e5 --e5-dir DIR` rebuilds it, or "
+    "`git checkout -- models/` restores it; or set classifier.encoder: none to grade with "
+    "classifier.model alone."
+)
 
 _loaded: dict[tuple[Path, int | None], OnnxClassifier] = {}
 _lock = threading.Lock()
@@ -45,4 +53,8 @@ def build_grader(settings: Settings, threads: int | None = None) -> Grader:
     encoder = settings.encoder_dir()
     if encoder is None:
         return first
-    return CascadeGrader(first, model_grader(settings, load_classifier(encoder, threads)))
+    try:
+        second = load_classifier(encoder, threads)
+    except ModelError as exc:
+        raise ModelError(f"classifier.encoder: {exc} {ENCODER_HINT}") from exc
+    return CascadeGrader(first, model_grader(settings, second))

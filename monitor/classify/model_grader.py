@@ -13,7 +13,8 @@ readings may raise a complaint's grade: a category with a floor (policy.yaml
 `category_floor`), and the model's grade level ("at least P2: money or rights
 harmed", "at least P3: blocked", above `level_threshold`; where no lexicon word
 backs the complaint, only if the model is sure it is one). P1 needs a named
-escalation signal, so a crisis page always quotes its words. Every grade is
+escalation signal (or a P2 raised a step by votes or amount), so a crisis page
+always quotes its words or its reach. Every grade is
 explained in `reasons`: the words, categories or model reading that set it.
 
 Safety overrides: a self-harm signal makes the post a complaint whatever the
