@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from monitor.classify import GradeInput, Grader
+from monitor.classify import BatchGrader, GradeInput, Grader
 from monitor.domain import Post, Rejected, Verdict
 from monitor.errors import describe
 from monitor.page_store import Announce, Graded, grade_input, grade_page, store_page
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 MEMO = 20_000  # grades kept per run: a few MB
 
 
-class _OneAtATime:
+class _OneAtATime(BatchGrader):
     """The grader behind a lock: the thread ahead and a page's own fallback never overlap."""
 
     def __init__(self, grader: Grader) -> None:
@@ -52,17 +52,6 @@ class _OneAtATime:
     def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
         with self._lock:
             return self._grader.grade_many(items, batch_size)
-
-    def grade(
-        self,
-        text: str,
-        *,
-        rating: int | None = None,
-        votes: int = 0,
-        amount: float | None = None,
-    ) -> Verdict:
-        [verdict] = self.grade_many([GradeInput(text, rating, votes, amount)])
-        return verdict
 
 
 class PageWriter:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from monitor.classify import GradeInput
+from monitor.classify import BatchGrader, GradeInput
 from monitor.classify.model_grader import ModelGrader
 from monitor.domain import Severity, Verdict
 from monitor.errors import ModelError
@@ -29,7 +29,7 @@ from monitor.errors import ModelError
 MAX_NAME = 64  # the verdicts table's model column
 
 
-class CascadeGrader:
+class CascadeGrader(BatchGrader):
     def __init__(self, first: ModelGrader, second: ModelGrader) -> None:
         self.first, self.second = first, second
         self.name = f"cascade:{first.classifier.version}+{second.classifier.version}"
@@ -39,16 +39,6 @@ class CascadeGrader:
                 f"the cascade's name {self.name!r} is over {MAX_NAME} characters: give the "
                 "models shorter names (config.json's koubei_version, or the folder's name)"
             )
-
-    def grade(
-        self,
-        text: str,
-        *,
-        rating: int | None = None,
-        votes: int = 0,
-        amount: float | None = None,
-    ) -> Verdict:
-        return self.grade_many([GradeInput(text, rating, votes, amount)])[0]
 
     def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
         seconds = self.second.grade_many(items, batch_size)

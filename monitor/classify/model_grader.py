@@ -38,7 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from monitor.classify import GradeInput
+from monitor.classify import BatchGrader, GradeInput
 from monitor.classify.labels import LEVELS
 from monitor.classify.onnx_model import Prediction
 from monitor.classify.severity import Evidence, EvidenceFinder, decide, quoted
@@ -70,7 +70,7 @@ class TextModel(Protocol):
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]: ...
 
 
-class ModelGrader:
+class ModelGrader(BatchGrader):
     def __init__(
         self,
         classifier: TextModel,
@@ -88,16 +88,6 @@ class ModelGrader:
         self.level_threshold = level_threshold
         self.money = frozenset(lexicon.money_categories)
         self.name = f"model:{classifier.version}"
-
-    def grade(
-        self,
-        text: str,
-        *,
-        rating: int | None = None,
-        votes: int = 0,
-        amount: float | None = None,
-    ) -> Verdict:
-        return self.grade_many([GradeInput(text, rating, votes, amount)])[0]
 
     def grade_many(self, items: Sequence[GradeInput], batch_size: int = 64) -> list[Verdict]:
         preds = self.classifier.predict([i.text for i in items], batch_size)
