@@ -242,11 +242,12 @@ def main() -> int:
             def grade(ts: Sequence[str], g: Any = g) -> list[Any]:
                 return list(g.grade_many([GradeInput(t) for t in ts]))
 
-            figures[key] = {
-                **sentiment_only,
-                **lending_figures_by_file(grade, lending),
-                **real.model_figures(g, enc),
-            }
+            real_f = (
+                real.model_figures(g, enc)
+                if key == "encoder"
+                else real.cascade_figures(g, figures["encoder"])
+            )
+            figures[key] = {**sentiment_only, **lending_figures_by_file(grade, lending), **real_f}
         rss, wall = peak_memory_of_classify(short_texts * 5, args.threads, args.model, args.encoder)
         figures["classify_cli_cascade"] = {
             "texts": len(short_texts) * 5,
@@ -320,23 +321,40 @@ class RealPosts:
 
     def model_figures(self, grader: Any, clf: Any) -> dict[str, Any]:
         """`clf` reads CCF's sentiment and sets the bare model speed; `grader` grades."""
-        from monitor.classify import GradeInput
         from monitor.training.real_eval import macro_f1
-
-        texts = [j.text for j in self.rows][:1024]
 
         guess = [
             max(range(3), key=lambda i: p.sentiment[i])
             for p in clf.predict([r.text for r in self.ccf_heldout], 64)
         ]
         return {
-            "real": self.figures(lambda ts: grader.grade_many([GradeInput(t) for t in ts])),
+            **self.graded_figures(grader),
             "ccf_heldout_macro_f1": macro_f1([r.sentiment for r in self.ccf_heldout], guess),
-            "per_s_batch64_real": rate(lambda ts: clf.predict(ts, 64), texts, 4.0),
-            # With the policy around it: the figure a cascade is compared by.
-            "per_s_batch64_real_graded": rate(
-                lambda ts: grader.grade_many([GradeInput(t) for t in ts], 64), texts, 4.0
-            ),
+            "per_s_batch64_real": rate(lambda ts: clf.predict(ts, 64), self.speed_texts(), 4.0),
+        }
+
+    def graded_figures(self, grader: Any) -> dict[str, Any]:
+        """The real split's figures and speed of `grader`, the policy included."""
+        from monitor.classify import GradeInput
+
+        def grade(ts: Sequence[str]) -> list[Any]:
+            return list(grader.grade_many([GradeInput(t) for t in ts], 64))
+
+        # With the policy around it: the figure a cascade is compared by.
+        return {
+            "real": self.figures(grade),
+            "per_s_batch64_real_graded": rate(grade, self.speed_texts(), 4.0),
+        }
+
+    def speed_texts(self) -> list[str]:
+        return [j.text for j in self.rows][:1024]
+
+    def cascade_figures(self, cascade: Any, encoder: dict[str, Any]) -> dict[str, Any]:
+        """The cascade's graded figures; its sentiment-only figure (CCF) is the encoder's,
+        which reads every post."""
+        return {
+            **self.graded_figures(cascade),
+            "ccf_heldout_macro_f1": encoder["ccf_heldout_macro_f1"],
         }
 
     def ccf_tfidf(self) -> float:
@@ -384,9 +402,7 @@ def real_only(args: Any) -> int:
         second = model_grader(settings, enc)
         figures["encoder_name"] = args.encoder.name
         figures["encoder"] = real.model_figures(second, enc)
-        # The cascade's sentiment-only figure (CCF) is the encoder's: it reads every post the
-        # first model does not page.
-        figures["cascade"] = real.model_figures(CascadeGrader(first, second), enc)
+        figures["cascade"] = real.cascade_figures(CascadeGrader(first, second), figures["encoder"])
     try:
         figures["tfidf_lr"] = {"ccf_heldout_macro_f1": real.ccf_tfidf()}
     except ImportError as exc:
